@@ -82,8 +82,10 @@ my @STACKS;                                   # every live harness, for END
 
 =head2 new(%opts)
 
-    need => [qw(module signd admin)]   what must be built (default: module,
+    need   => [qw(module signd admin)] what must be built (default: module,
                                        signd); skip_all with a reason if not
+    module => 0                        no load_module in %%TEST_GLOBALS%%
+                                       (tests of stock nginx)
 
 Makes the private temporary directory. Nothing is started yet.
 
@@ -112,6 +114,7 @@ sub new {
         order => [],                          # start order, for stop
         owner => $$,
         vars  => {},
+        load_module => $opts{module} // 1,
     }, $class;
 
     push @STACKS, $self;
@@ -142,7 +145,7 @@ sub port {
 
 sub _free_port {
     my ($self) = @_;
-    my %taken = map { $_ => 1 } values %{$self->{ports}};
+    my %taken = map { $_ => 1 } grep { defined } values %{$self->{ports}};
     for (1 .. 50) {
         my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1',
             LocalPort => 0, Proto => 'tcp', ReuseAddr => 0)
@@ -578,7 +581,8 @@ sub _test_globals {
     my $g = "daemon off;\nmaster_process on;\nworker_processes 1;\n"
         . "pid $d/nginx.pid;\nerror_log $d/error.log debug;\n";
     $g .= "user root;\n" if $< == 0;
-    $g .= "load_module $BIN{module};\n" if -e $BIN{module};
+    $g .= "load_module $BIN{module};\n"
+        if $self->{load_module} && -e $BIN{module};
     return $g;
 }
 
