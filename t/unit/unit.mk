@@ -1,0 +1,45 @@
+# Unit tests of the module's pure C parts (no nginx needed).
+#
+# Included by the top Makefile; also works alone, from the repository root:
+#     make -f t/unit/unit.mk module-unit        build build/t/unit-*
+#     make -f t/unit/unit.mk module-unit-test   build and run them under prove
+#
+# Variables are prefixed MODULE_UNIT_ so as not to clash with the includer's.
+
+module_unit_included := $(filter-out t/unit/unit.mk,$(MAKEFILE_LIST))
+module_unit_saved_goal := $(.DEFAULT_GOAL)
+
+MODULE_UNIT_CC      ?= $(CC)
+MODULE_UNIT_CFLAGS  ?= -std=gnu11 -O2 -g -Wall -Wextra -Werror
+MODULE_UNIT_LIBS    ?= -lcrypto -ljansson
+MODULE_UNIT_SRC      = ngx_hpki_module/ngx_http_hpki_cert.c \
+                       ngx_hpki_module/ngx_http_hpki_jws.c
+MODULE_UNIT_DEPS     = $(MODULE_UNIT_SRC) \
+                       ngx_hpki_module/ngx_http_hpki_cert.h \
+                       ngx_hpki_module/ngx_http_hpki_jws.h \
+                       t/unit/unit.mk
+MODULE_UNIT_BINS     = build/t/unit-cert build/t/unit-jws
+
+.PHONY: module-unit module-unit-test
+
+module-unit: $(MODULE_UNIT_BINS)
+
+module-unit-test: module-unit
+	prove t/unit/cert.t t/unit/jws.t
+
+build/t/unit-cert: t/unit/cert.c $(MODULE_UNIT_DEPS)
+	@mkdir -p $(@D)
+	$(MODULE_UNIT_CC) $(MODULE_UNIT_CFLAGS) $(EXTRA_CFLAGS) \
+	    -I ngx_hpki_module -o $@ t/unit/cert.c $(MODULE_UNIT_SRC) \
+	    $(MODULE_UNIT_LIBS)
+
+build/t/unit-jws: t/unit/jws.c $(MODULE_UNIT_DEPS)
+	@mkdir -p $(@D)
+	$(MODULE_UNIT_CC) $(MODULE_UNIT_CFLAGS) $(EXTRA_CFLAGS) \
+	    -I ngx_hpki_module -o $@ t/unit/jws.c $(MODULE_UNIT_SRC) \
+	    $(MODULE_UNIT_LIBS)
+
+# when included, do not steal the includer's default goal
+ifneq ($(module_unit_included),)
+.DEFAULT_GOAL := $(module_unit_saved_goal)
+endif
