@@ -1,5 +1,6 @@
 # HPKI remote-signing gateway: see README.md.
 
+SHELL        := /bin/bash
 NGINX_SRC    ?= /usr/share/nginx/src
 BUILD        := build
 NGINX_BUILD  := $(BUILD)/nginx
@@ -16,8 +17,8 @@ all: module sidecar unit
 deps:
 	@scripts/deps.sh
 
-include sidecar/sidecar.mk
-include t/unit/unit.mk
+-include sidecar/sidecar.mk
+-include t/unit/unit.mk
 
 module: $(MODULE)
 

@@ -1,0 +1,275 @@
+/*
+ * HPKI card login: the TLS client certificate, verified by nginx against
+ * ssl_client_certificate, must be an HPKI authentication certificate with
+ * an hcRole.  Redis maps its x5t#S256 to the user id that hpki-admin
+ * registered; the token issued is bound to the certificate (RFC 8705).
+ */
+
+
+#include "ngx_http_hpki_module.h"
+#include "ngx_http_hpki_login.h"
+#include "ngx_http_hpki_token.h"
+#include "ngx_http_hpki_redis.h"
+#include "ngx_http_hpki_reply.h"
+#include "ngx_http_hpki_cert.h"
+
+
+static ngx_int_t ngx_http_hpki_login_identity(ngx_http_request_t *r,
+    ngx_http_hpki_identity_t *id, const char **error, const char **desc);
+static void ngx_http_hpki_login_user(ngx_http_request_t *r, void *data,
+    redisReply *reply);
+static void ngx_http_hpki_login_stored(ngx_http_request_t *r, void *data,
+    redisReply *reply);
+static ngx_int_t ngx_http_hpki_login_reply(ngx_http_request_t *r,
+    ngx_http_hpki_ctx_t *ctx);
+
+
+ngx_int_t
+ngx_http_hpki_login_card_handler(ngx_http_request_t *r)
+{
+    ngx_int_t             rc;
+    const char           *error, *desc;
+    ngx_http_hpki_ctx_t  *ctx;
+
+    ctx = ngx_http_hpki_get_ctx(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (r->method != NGX_HTTP_POST) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    rc = ngx_http_hpki_login_identity(r, &ctx->id, &error, &desc);
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc != NGX_OK) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "hpki: card login refused: %s", desc);
+        return ngx_http_hpki_send_error(r, rc, error, desc);
+    }
+
+    rc = ngx_http_hpki_redis_command(r, ngx_http_hpki_login_user, ctx,
+                                     "GET hpki:cert:%b", ctx->id.x5t.data,
+                                     ctx->id.x5t.len);
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc == NGX_DECLINED) {
+        return NGX_HTTP_SERVICE_UNAVAILABLE;
+    }
+
+    r->main->count++;
+    r->read_event_handler = ngx_http_test_reading;
+
+    return NGX_DONE;
+}
+
+
+/* NGX_OK, NGX_ERROR, or an HTTP status with *error and *desc set */
+
+static ngx_int_t
+ngx_http_hpki_login_identity(ngx_http_request_t *r,
+    ngx_http_hpki_identity_t *id, const char **error, const char **desc)
+{
+#if (NGX_HTTP_SSL)
+    X509        *cert;
+    long         verify;
+    char         buf[512];
+    ngx_int_t    rc;
+
+    *error = "invalid_client";
+
+    if (r->connection->ssl == NULL) {
+        *desc = "an HPKI card certificate over TLS is required";
+        return NGX_HTTP_UNAUTHORIZED;
+    }
+
+    cert = SSL_get_peer_certificate(r->connection->ssl->connection);
+    if (cert == NULL) {
+        *desc = "no client certificate was presented";
+        return NGX_HTTP_UNAUTHORIZED;
+    }
+
+    verify = SSL_get_verify_result(r->connection->ssl->connection);
+
+    if (verify != X509_V_OK) {
+        X509_free(cert);
+        *desc = X509_verify_cert_error_string(verify);
+        return NGX_HTTP_UNAUTHORIZED;
+    }
+
+    *error = "access_denied";
+    rc = NGX_HTTP_FORBIDDEN;
+
+    if (!(ngx_http_hpki_cert_kind(cert) & NGX_HTTP_HPKI_CERT_AUTH)) {
+        *desc = "not an HPKI authentication certificate";
+        goto done;
+    }
+
+    if (ngx_http_hpki_cert_role(cert, buf, sizeof(buf)) != 0) {
+        *desc = "the certificate carries no hcRole";
+        goto done;
+    }
+
+    rc = NGX_ERROR;
+
+    if (ngx_http_hpki_pstrdup(r, &id->role, buf, ngx_strlen(buf)) != NGX_OK
+        || ngx_http_hpki_cert_x5t(cert, buf, sizeof(buf)) != 0
+        || ngx_http_hpki_pstrdup(r, &id->x5t, buf, ngx_strlen(buf)) != NGX_OK
+        || ngx_http_hpki_cert_serial_hex(cert, buf, sizeof(buf)) != 0
+        || ngx_http_hpki_pstrdup(r, &id->cert_serial, buf, ngx_strlen(buf))
+           != NGX_OK
+        || ngx_http_hpki_cert_issuer_text(cert, buf, sizeof(buf)) != 0
+        || ngx_http_hpki_pstrdup(r, &id->issuer, buf, ngx_strlen(buf))
+           != NGX_OK)
+    {
+        goto done;
+    }
+
+    ngx_str_set(&id->auth_method, "hpki_card");
+    ngx_str_set(&id->scope, "openid sign");
+
+    rc = NGX_OK;
+
+done:
+
+    X509_free(cert);
+
+    return rc;
+
+#else
+
+    *error = "server_error";
+    *desc = "built without TLS";
+
+    return NGX_HTTP_INTERNAL_SERVER_ERROR;
+
+#endif
+}
+
+
+static void
+ngx_http_hpki_login_user(ngx_http_request_t *r, void *data,
+    redisReply *reply)
+{
+    ngx_int_t                   rc;
+    ngx_http_hpki_ctx_t        *ctx = data;
+    ngx_http_hpki_main_conf_t  *hmcf;
+
+    hmcf = ngx_http_get_module_main_conf(r, ngx_http_hpki_module);
+
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+        ngx_http_finalize_request(r, ngx_http_hpki_fail(r,
+                                  NGX_HTTP_SERVICE_UNAVAILABLE,
+                                  "temporarily_unavailable",
+                                  "the token store is unavailable"));
+        return;
+    }
+
+    if (reply->type != REDIS_REPLY_STRING || reply->len == 0
+        || reply->len > NGX_HTTP_HPKI_ID_MAX)
+    {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "hpki: card login refused: certificate %V of %V is "
+                      "not linked to a user", &ctx->id.cert_serial,
+                      &ctx->id.issuer);
+
+        ngx_http_finalize_request(r, ngx_http_hpki_send_error(r,
+                                  NGX_HTTP_FORBIDDEN, "access_denied",
+                                  "this card is not registered with the "
+                                  "gateway"));
+        return;
+    }
+
+    if (ngx_http_hpki_pstrdup(r, &ctx->id.subject, reply->str, reply->len)
+        != NGX_OK
+        || ngx_http_hpki_token_issue(r, &ctx->id, &ctx->id.token) != NGX_OK)
+    {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    rc = ngx_http_hpki_redis_command(r, ngx_http_hpki_login_stored, ctx,
+                                     "SET hpki:tok:%b %b EX %lld",
+                                     ctx->id.token_id.data,
+                                     ctx->id.token_id.len,
+                                     ctx->id.subject.data,
+                                     ctx->id.subject.len,
+                                     (long long) hmcf->token_ttl);
+    if (rc != NGX_OK) {
+        ngx_http_finalize_request(r, ngx_http_hpki_fail(r,
+                                  NGX_HTTP_SERVICE_UNAVAILABLE,
+                                  "temporarily_unavailable",
+                                  "the token store is unavailable"));
+    }
+}
+
+
+static void
+ngx_http_hpki_login_stored(ngx_http_request_t *r, void *data,
+    redisReply *reply)
+{
+    ngx_http_hpki_ctx_t  *ctx = data;
+
+    if (reply == NULL || reply->type != REDIS_REPLY_STATUS) {
+        ngx_http_finalize_request(r, ngx_http_hpki_fail(r,
+                                  NGX_HTTP_SERVICE_UNAVAILABLE,
+                                  "temporarily_unavailable",
+                                  "the token store is unavailable"));
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "hpki: card login: user \"%V\" role \"%V\" token %V",
+                  &ctx->id.subject, &ctx->id.role, &ctx->id.token_id);
+
+    ngx_http_finalize_request(r, ngx_http_hpki_login_reply(r, ctx));
+}
+
+
+static ngx_int_t
+ngx_http_hpki_login_reply(ngx_http_request_t *r, ngx_http_hpki_ctx_t *ctx)
+{
+    json_t                     *body;
+    ngx_int_t                   rc;
+    ngx_table_elt_t            *h;
+    ngx_http_hpki_main_conf_t  *hmcf;
+
+    hmcf = ngx_http_get_module_main_conf(r, ngx_http_hpki_module);
+
+    body = json_pack("{s:s%, s:s, s:I, s:s%}",
+                     "access_token", ctx->id.token.data, ctx->id.token.len,
+                     "token_type", "Bearer",
+                     "expires_in", (json_int_t) hmcf->token_ttl,
+                     "scope", ctx->id.scope.data, ctx->id.scope.len);
+    if (body == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        json_decref(body);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Cache-Control");
+    ngx_str_set(&h->value, "no-store");
+
+    rc = ngx_http_hpki_send_json(r, NGX_HTTP_OK, body);
+
+    json_decref(body);
+
+    return rc;
+}
+

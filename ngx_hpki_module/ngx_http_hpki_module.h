@@ -1,0 +1,83 @@
+/*
+ * HPKI remote-signing gateway: shared configuration and request state.
+ */
+
+#ifndef _NGX_HTTP_HPKI_MODULE_H_INCLUDED_
+#define _NGX_HTTP_HPKI_MODULE_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_hpki_jws.h"
+
+
+#define NGX_HTTP_HPKI_TOKEN_MAX      8192
+#define NGX_HTTP_HPKI_ID_MAX         64
+#define NGX_HTTP_HPKI_MAX_KEYS       4
+
+
+typedef struct {
+    ngx_str_t                    redis;          /* "host:port", "unix:/p" */
+    ngx_msec_t                   redis_timeout;
+
+    ngx_http_hpki_jws_key_t      keys[NGX_HTTP_HPKI_MAX_KEYS];
+    ngx_uint_t                   nkeys;          /* keys[0] signs */
+    ngx_str_t                    issuer;
+    ngx_str_t                    audience;
+    time_t                       token_ttl;
+    time_t                       leeway;
+
+    ngx_int_t                    request_id_index;
+} ngx_http_hpki_main_conf_t;
+
+
+typedef struct {
+    ngx_flag_t                   auth;
+    ngx_flag_t                   login_card;
+    ngx_uint_t                   max_hashes;
+    ngx_http_upstream_conf_t     upstream;
+} ngx_http_hpki_loc_conf_t;
+
+
+/* the caller as established by a token or a client certificate */
+
+typedef struct {
+    ngx_str_t                    subject;
+    ngx_str_t                    role;
+    ngx_str_t                    auth_method;
+    ngx_str_t                    token_id;
+    ngx_str_t                    token;          /* raw bearer token */
+    ngx_str_t                    scope;
+    ngx_str_t                    cert_serial;
+    ngx_str_t                    issuer;
+    ngx_str_t                    x5t;
+} ngx_http_hpki_identity_t;
+
+
+typedef struct {
+    ngx_http_hpki_identity_t     id;
+
+    unsigned                     auth_done:1;     /* token check finished */
+    unsigned                     auth_pending:1;  /* waiting for Redis */
+    ngx_int_t                    auth_status;     /* NGX_OK or HTTP error */
+
+    unsigned                     json_errors:1;   /* errors become JSON */
+    unsigned                     own_reply:1;     /* a handler's answer */
+    unsigned                     error_sent:1;
+    ngx_buf_t                   *error_body;
+
+    void                        *data;            /* handler's own state */
+} ngx_http_hpki_ctx_t;
+
+
+ngx_http_hpki_ctx_t *ngx_http_hpki_get_ctx(ngx_http_request_t *r);
+ngx_int_t ngx_http_hpki_pstrdup(ngx_http_request_t *r, ngx_str_t *dst,
+    const char *src, size_t len);
+
+
+extern ngx_module_t  ngx_http_hpki_module;
+
+
+#endif /* _NGX_HTTP_HPKI_MODULE_H_INCLUDED_ */

@@ -1,0 +1,38 @@
+/*
+ * Redis through hiredis' async API on nginx's event loop.
+ */
+
+#ifndef _NGX_HTTP_HPKI_REDIS_H_INCLUDED_
+#define _NGX_HTTP_HPKI_REDIS_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include <hiredis/hiredis.h>
+
+
+/*
+ * Called exactly once per accepted command, never from inside
+ * ngx_http_hpki_redis_command().  reply is NULL when Redis failed, was
+ * disconnected or did not answer within hpki_redis_timeout.
+ */
+typedef void (*ngx_http_hpki_redis_handler_pt)(ngx_http_request_t *r,
+    void *data, redisReply *reply);
+
+
+/*
+ * NGX_OK: the command is queued and the handler will run.
+ * NGX_DECLINED: Redis is not connected; answer 503 at once.
+ * NGX_ERROR: out of memory.
+ */
+ngx_int_t ngx_http_hpki_redis_command(ngx_http_request_t *r,
+    ngx_http_hpki_redis_handler_pt handler, void *data, const char *format,
+    ...);
+
+char *ngx_http_hpki_redis_parse_addr(ngx_conf_t *cf, ngx_str_t *addr);
+ngx_int_t ngx_http_hpki_redis_init_process(ngx_cycle_t *cycle);
+void ngx_http_hpki_redis_exit_process(ngx_cycle_t *cycle);
+
+
+#endif /* _NGX_HTTP_HPKI_REDIS_H_INCLUDED_ */

@@ -1,0 +1,27 @@
+/*
+ * JSON replies and the filter that turns every error in an HPKI location
+ * into a JSON body.
+ */
+
+#ifndef _NGX_HTTP_HPKI_REPLY_H_INCLUDED_
+#define _NGX_HTTP_HPKI_REPLY_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include <jansson.h>
+
+
+ngx_int_t ngx_http_hpki_send_json(ngx_http_request_t *r, ngx_uint_t status,
+    json_t *body);
+ngx_int_t ngx_http_hpki_send_error(ngx_http_request_t *r, ngx_uint_t status,
+    const char *error, const char *description);
+ngx_int_t ngx_http_hpki_fail(ngx_http_request_t *r, ngx_uint_t status,
+    const char *error, const char *description);
+ngx_int_t ngx_http_hpki_json_buf(ngx_http_request_t *r, json_t *body,
+    ngx_buf_t **bp);
+ngx_int_t ngx_http_hpki_reply_init(ngx_conf_t *cf);
+
+
+#endif /* _NGX_HTTP_HPKI_REPLY_H_INCLUDED_ */

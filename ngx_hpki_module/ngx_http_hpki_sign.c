@@ -1,0 +1,767 @@
+/*
+ * POST /hpki/sign.  The JSON body becomes one SIGN frame for hpki-signd;
+ * its one reply frame becomes the JSON answer.  The sidecar re-checks the
+ * caller's token itself, so nginx cannot be used as a signing oracle.
+ */
+
+
+#include "ngx_http_hpki_module.h"
+#include "ngx_http_hpki_sign.h"
+#include "ngx_http_hpki_token.h"
+#include "ngx_http_hpki_reply.h"
+
+
+#define NGX_HTTP_HPKI_FRAME_VERSION   1
+
+#define NGX_HTTP_HPKI_SIGN            0x01
+#define NGX_HTTP_HPKI_SIGN_OK         0x81
+#define NGX_HTTP_HPKI_ERROR           0xff
+
+#define NGX_HTTP_HPKI_TAG_TOKEN       0x01
+#define NGX_HTTP_HPKI_TAG_USER        0x02
+#define NGX_HTTP_HPKI_TAG_HASH_ALG    0x03
+#define NGX_HTTP_HPKI_TAG_SIG_ALG     0x04
+#define NGX_HTTP_HPKI_TAG_DIGEST      0x05
+#define NGX_HTTP_HPKI_TAG_REQUEST_ID  0x06
+#define NGX_HTTP_HPKI_TAG_SIGNATURE   0x10
+#define NGX_HTTP_HPKI_TAG_CERT        0x11
+#define NGX_HTTP_HPKI_TAG_KEY_ID      0x12
+#define NGX_HTTP_HPKI_TAG_CHAIN       0x13
+#define NGX_HTTP_HPKI_TAG_CODE        0x20
+#define NGX_HTTP_HPKI_TAG_MESSAGE     0x21
+
+
+typedef struct {
+    const char                  *name;
+    ngx_uint_t                   id;
+    size_t                       len;
+} ngx_http_hpki_alg_t;
+
+
+typedef struct {
+    ngx_uint_t                   status;
+    const char                  *error;
+} ngx_http_hpki_sign_error_t;
+
+
+typedef struct {
+    ngx_buf_t                   *frame;
+    ngx_uint_t                   nhashes;
+    const char                  *hash_alg;
+    ngx_chain_t                 *reply;
+} ngx_http_hpki_sign_ctx_t;
+
+
+static void ngx_http_hpki_sign_body(ngx_http_request_t *r);
+static ngx_int_t ngx_http_hpki_sign_frame(ngx_http_request_t *r,
+    ngx_http_hpki_ctx_t *ctx, json_t *body, const char **desc);
+static u_char *ngx_http_hpki_put_field(u_char *p, ngx_uint_t tag,
+    const u_char *value, size_t len);
+static ngx_int_t ngx_http_hpki_sign_create_request(ngx_http_request_t *r);
+static ngx_int_t ngx_http_hpki_sign_reinit_request(ngx_http_request_t *r);
+static ngx_int_t ngx_http_hpki_sign_process_header(ngx_http_request_t *r);
+static ngx_int_t ngx_http_hpki_sign_reply(ngx_http_request_t *r,
+    ngx_http_hpki_sign_ctx_t *sctx, ngx_uint_t type, u_char *p, u_char *last);
+static ngx_int_t ngx_http_hpki_sign_filter_init(void *data);
+static ngx_int_t ngx_http_hpki_sign_filter(void *data, ssize_t bytes);
+static void ngx_http_hpki_sign_abort_request(ngx_http_request_t *r);
+static void ngx_http_hpki_sign_finalize_request(ngx_http_request_t *r,
+    ngx_int_t rc);
+
+
+static ngx_http_hpki_alg_t  ngx_http_hpki_hash_algs[] = {
+    { "sha256", 1, 32 },
+    { "sha384", 2, 48 },
+    { "sha512", 3, 64 },
+    { NULL, 0, 0 }
+};
+
+
+static ngx_http_hpki_alg_t  ngx_http_hpki_sig_algs[] = {
+    { "rsa-pkcs1", 1, 0 },
+    { "rsa-pss", 2, 0 },
+    { NULL, 0, 0 }
+};
+
+
+/* docs/protocol.md, "Error codes" */
+
+static ngx_http_hpki_sign_error_t  ngx_http_hpki_sign_errors[] = {
+    { NGX_HTTP_SERVICE_UNAVAILABLE, "temporarily_unavailable" },
+    { NGX_HTTP_SERVICE_UNAVAILABLE, "temporarily_unavailable" },
+    { NGX_HTTP_BAD_REQUEST, "invalid_request" },
+    { NGX_HTTP_UNAUTHORIZED, "invalid_token" },
+    { NGX_HTTP_FORBIDDEN, "access_denied" },
+    { NGX_HTTP_FORBIDDEN, "no_certificate" },
+    { NGX_HTTP_INTERNAL_SERVER_ERROR, "signing_failed" },
+    { NGX_HTTP_SERVICE_UNAVAILABLE, "temporarily_unavailable" },
+    { NGX_HTTP_INTERNAL_SERVER_ERROR, "server_error" }
+};
+
+
+ngx_int_t
+ngx_http_hpki_sign_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                  rc;
+    ngx_http_upstream_t       *u;
+    ngx_http_hpki_ctx_t       *ctx;
+    ngx_http_hpki_loc_conf_t  *hlcf;
+
+    if (r->method != NGX_HTTP_POST) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    ctx = ngx_http_hpki_get_ctx(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (!ctx->auth_done || ctx->auth_status != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "hpki: hpki_sign_pass without a token check");
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (!ngx_http_hpki_token_has_scope(&ctx->id, "sign")) {
+        return ngx_http_hpki_send_error(r, NGX_HTTP_FORBIDDEN,
+                                        "insufficient_scope",
+                                        "the token lacks the \"sign\" scope");
+    }
+
+    if (r->headers_in.content_length_n > NGX_HTTP_HPKI_SIGN_BODY_MAX) {
+        return NGX_HTTP_REQUEST_ENTITY_TOO_LARGE;
+    }
+
+    if (ngx_http_upstream_create(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    hlcf = ngx_http_get_module_loc_conf(r, ngx_http_hpki_module);
+
+    u = r->upstream;
+
+    ngx_str_set(&u->schema, "hpki-signd://");
+    u->output.tag = (ngx_buf_tag_t) &ngx_http_hpki_module;
+    u->conf = &hlcf->upstream;
+
+    u->create_request = ngx_http_hpki_sign_create_request;
+    u->reinit_request = ngx_http_hpki_sign_reinit_request;
+    u->process_header = ngx_http_hpki_sign_process_header;
+    u->abort_request = ngx_http_hpki_sign_abort_request;
+    u->finalize_request = ngx_http_hpki_sign_finalize_request;
+
+    r->request_body_in_single_buf = 1;
+    r->request_body_in_persistent_file = 0;
+
+    rc = ngx_http_read_client_request_body(r, ngx_http_hpki_sign_body);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_hpki_sign_body(ngx_http_request_t *r)
+{
+    json_t                *body;
+    ngx_buf_t             *b;
+    ngx_int_t              rc;
+    const char            *desc = NULL;
+    json_error_t           jerr;
+    ngx_http_hpki_ctx_t   *ctx;
+
+    ctx = ngx_http_hpki_get_ctx(r);
+
+    if (r->request_body == NULL || r->request_body->bufs == NULL) {
+        ngx_http_finalize_request(r, ngx_http_hpki_send_error(r,
+                                  NGX_HTTP_BAD_REQUEST, "invalid_request",
+                                  "a JSON body is required"));
+        return;
+    }
+
+    b = r->request_body->bufs->buf;
+
+    if (r->request_body->bufs->next || b->in_file
+        || b->last - b->pos > NGX_HTTP_HPKI_SIGN_BODY_MAX)
+    {
+        ngx_http_finalize_request(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE);
+        return;
+    }
+
+    body = json_loadb((char *) b->pos, b->last - b->pos,
+                      JSON_REJECT_DUPLICATES, &jerr);
+    if (body == NULL || !json_is_object(body)) {
+        json_decref(body);
+        ngx_http_finalize_request(r, ngx_http_hpki_send_error(r,
+                                  NGX_HTTP_BAD_REQUEST, "invalid_request",
+                                  "the body is not a JSON object"));
+        return;
+    }
+
+    rc = ngx_http_hpki_sign_frame(r, ctx, body, &desc);
+
+    json_decref(body);
+
+    if (rc == NGX_ERROR) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    if (rc != NGX_OK) {
+        ngx_http_finalize_request(r, ngx_http_hpki_send_error(r, rc,
+                                  "invalid_request", desc));
+        return;
+    }
+
+    ngx_http_upstream_init(r);
+}
+
+
+static ngx_http_hpki_alg_t *
+ngx_http_hpki_find_alg(ngx_http_hpki_alg_t *algs, json_t *v,
+    const char *dflt)
+{
+    const char  *name;
+
+    if (v == NULL) {
+        name = dflt;
+
+    } else if (json_is_string(v)) {
+        name = json_string_value(v);
+
+    } else {
+        return NULL;
+    }
+
+    for ( /* void */ ; algs->name; algs++) {
+        if (ngx_strcmp(algs->name, name) == 0) {
+            return algs;
+        }
+    }
+
+    return NULL;
+}
+
+
+/* NGX_OK, NGX_ERROR, or NGX_HTTP_BAD_REQUEST with *desc */
+
+static ngx_int_t
+ngx_http_hpki_sign_frame(ngx_http_request_t *r, ngx_http_hpki_ctx_t *ctx,
+    json_t *body, const char **desc)
+{
+    u_char                    *p, *start, alg, digest[64];
+    size_t                     i, n, len;
+    json_t                    *hashes, *h;
+    ngx_str_t                  src, dst;
+    ngx_buf_t                 *b;
+    ngx_http_hpki_alg_t       *hash_alg, *sig_alg;
+    ngx_http_variable_value_t *vv;
+    ngx_http_hpki_sign_ctx_t  *sctx;
+    ngx_http_hpki_loc_conf_t  *hlcf;
+    ngx_http_hpki_main_conf_t *hmcf;
+
+    hlcf = ngx_http_get_module_loc_conf(r, ngx_http_hpki_module);
+    hmcf = ngx_http_get_module_main_conf(r, ngx_http_hpki_module);
+
+    hash_alg = ngx_http_hpki_find_alg(ngx_http_hpki_hash_algs,
+                                      json_object_get(body, "hash_alg"),
+                                      "sha256");
+    if (hash_alg == NULL) {
+        *desc = "\"hash_alg\" must be sha256, sha384 or sha512";
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    sig_alg = ngx_http_hpki_find_alg(ngx_http_hpki_sig_algs,
+                                     json_object_get(body, "sig_alg"),
+                                     "rsa-pkcs1");
+    if (sig_alg == NULL) {
+        *desc = "\"sig_alg\" must be rsa-pkcs1 or rsa-pss";
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    hashes = json_object_get(body, "hashes");
+    n = json_array_size(hashes);
+
+    if (!json_is_array(hashes) || n == 0) {
+        *desc = "\"hashes\" must be a non-empty array of base64 digests";
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    if (n > hlcf->max_hashes) {
+        *desc = "too many hashes in one request";
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    vv = ngx_http_get_indexed_variable(r, hmcf->request_id_index);
+
+    len = 4 + 2
+          + 3 + ctx->id.token.len
+          + 3 + ctx->id.subject.len
+          + 3 + 1
+          + 3 + 1
+          + n * (3 + hash_alg->len)
+          + 3 + ((vv && !vv->not_found) ? vv->len : 0);
+
+    if (len > NGX_HTTP_HPKI_FRAME_MAX) {
+        *desc = "the request is too large";
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    b = ngx_create_temp_buf(r->pool, len);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    start = b->pos;
+    p = start + 4;
+
+    *p++ = NGX_HTTP_HPKI_FRAME_VERSION;
+    *p++ = NGX_HTTP_HPKI_SIGN;
+
+    p = ngx_http_hpki_put_field(p, NGX_HTTP_HPKI_TAG_TOKEN,
+                                ctx->id.token.data, ctx->id.token.len);
+    p = ngx_http_hpki_put_field(p, NGX_HTTP_HPKI_TAG_USER,
+                                ctx->id.subject.data, ctx->id.subject.len);
+    alg = (u_char) hash_alg->id;
+    p = ngx_http_hpki_put_field(p, NGX_HTTP_HPKI_TAG_HASH_ALG, &alg, 1);
+
+    alg = (u_char) sig_alg->id;
+    p = ngx_http_hpki_put_field(p, NGX_HTTP_HPKI_TAG_SIG_ALG, &alg, 1);
+
+    for (i = 0; i < n; i++) {
+        h = json_array_get(hashes, i);
+
+        if (!json_is_string(h)
+            || json_string_length(h) != ngx_base64_encoded_length(
+                                             hash_alg->len))
+        {
+            *desc = "each hash must be a base64 digest of the hash_alg's "
+                    "length";
+            return NGX_HTTP_BAD_REQUEST;
+        }
+
+        src.data = (u_char *) json_string_value(h);
+        src.len = json_string_length(h);
+        dst.data = digest;
+
+        if (ngx_decode_base64(&dst, &src) != NGX_OK
+            || dst.len != hash_alg->len)
+        {
+            *desc = "each hash must be a base64 digest of the hash_alg's "
+                    "length";
+            return NGX_HTTP_BAD_REQUEST;
+        }
+
+        p = ngx_http_hpki_put_field(p, NGX_HTTP_HPKI_TAG_DIGEST, digest,
+                                    dst.len);
+    }
+
+    if (vv && !vv->not_found) {
+        p = ngx_http_hpki_put_field(p, NGX_HTTP_HPKI_TAG_REQUEST_ID,
+                                    vv->data, vv->len);
+    }
+
+    len = p - start - 4;
+
+    start[0] = (u_char) (len >> 24);
+    start[1] = (u_char) (len >> 16);
+    start[2] = (u_char) (len >> 8);
+    start[3] = (u_char) len;
+
+    b->last = p;
+
+    sctx = ngx_pcalloc(r->pool, sizeof(ngx_http_hpki_sign_ctx_t));
+    if (sctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    sctx->frame = b;
+    sctx->nhashes = n;
+    sctx->hash_alg = hash_alg->name;
+
+    ctx->data = sctx;
+
+    return NGX_OK;
+}
+
+
+static u_char *
+ngx_http_hpki_put_field(u_char *p, ngx_uint_t tag, const u_char *value,
+    size_t len)
+{
+    *p++ = (u_char) tag;
+    *p++ = (u_char) (len >> 8);
+    *p++ = (u_char) len;
+
+    return ngx_cpymem(p, value, len);
+}
+
+
+static ngx_int_t
+ngx_http_hpki_sign_create_request(ngx_http_request_t *r)
+{
+    ngx_buf_t                 *b;
+    ngx_chain_t               *cl;
+    ngx_http_hpki_ctx_t       *ctx;
+    ngx_http_hpki_sign_ctx_t  *sctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_hpki_module);
+    sctx = ctx->data;
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    /* a fresh buf each time: a retry resends the whole frame */
+
+    b->memory = 1;
+    b->pos = sctx->frame->pos;
+    b->last = sctx->frame->last;
+
+    cl = ngx_alloc_chain_link(r->pool);
+    if (cl == NULL) {
+        return NGX_ERROR;
+    }
+
+    cl->buf = b;
+    cl->next = NULL;
+
+    r->upstream->request_bufs = cl;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_hpki_sign_reinit_request(ngx_http_request_t *r)
+{
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_hpki_sign_process_header(ngx_http_request_t *r)
+{
+    u_char                    *p;
+    size_t                     len;
+    ngx_int_t                  rc;
+    ngx_buf_t                 *b;
+    ngx_http_upstream_t       *u;
+    ngx_http_hpki_ctx_t       *ctx;
+    ngx_http_hpki_sign_ctx_t  *sctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_hpki_module);
+    sctx = ctx->data;
+
+    u = r->upstream;
+    b = &u->buffer;
+    p = b->pos;
+
+    if (b->last - p < 4) {
+        return NGX_AGAIN;
+    }
+
+    len = ((size_t) p[0] << 24) | ((size_t) p[1] << 16)
+          | ((size_t) p[2] << 8) | p[3];
+
+    if (len < 2 || len > NGX_HTTP_HPKI_FRAME_MAX
+        || (size_t) (b->end - b->start) < len + 4)
+    {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "hpki: hpki-signd sent a frame of invalid length %uz",
+                      len);
+        return NGX_HTTP_UPSTREAM_INVALID_HEADER;
+    }
+
+    if ((size_t) (b->last - p) < len + 4) {
+        return NGX_AGAIN;
+    }
+
+    if (p[4] != NGX_HTTP_HPKI_FRAME_VERSION) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "hpki: hpki-signd sent frame version %d", p[4]);
+        return NGX_HTTP_UPSTREAM_INVALID_HEADER;
+    }
+
+    rc = ngx_http_hpki_sign_reply(r, sctx, p[5], p + 6, p + 4 + len);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    b->pos = p + 4 + len;
+
+    /* one request, one reply: anything more means the stream is off */
+
+    u->keepalive = (b->pos == b->last);
+    b->pos = b->last;
+
+    u->input_filter_init = ngx_http_hpki_sign_filter_init;
+    u->input_filter = ngx_http_hpki_sign_filter;
+    u->input_filter_ctx = r;
+
+    ctx->own_reply = 1;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_hpki_sign_reply(ngx_http_request_t *r,
+    ngx_http_hpki_sign_ctx_t *sctx, ngx_uint_t type, u_char *p, u_char *last)
+{
+    size_t                       len;
+    json_t                      *body, *sigs, *chain, *v;
+    ngx_buf_t                   *b;
+    ngx_str_t                    src, dst;
+    ngx_uint_t                   tag, code, status, level;
+    ngx_chain_t                 *cl;
+    ngx_http_upstream_t         *u;
+    ngx_http_hpki_ctx_t         *ctx;
+    ngx_http_hpki_sign_error_t  *e;
+
+    if (type != NGX_HTTP_HPKI_SIGN_OK && type != NGX_HTTP_HPKI_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "hpki: hpki-signd sent frame type 0x%xi", type);
+        return NGX_HTTP_UPSTREAM_INVALID_HEADER;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_hpki_module);
+
+    body = json_object();
+    sigs = json_array();
+    chain = json_array();
+
+    if (body == NULL || sigs == NULL || chain == NULL) {
+        goto failed;
+    }
+
+    code = 0;
+
+    while (p < last) {
+
+        if (last - p < 3 || (size_t) (last - p - 3) < (size_t) (p[1] << 8
+                                                                | p[2]))
+        {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "hpki: hpki-signd sent a truncated field");
+            goto invalid;
+        }
+
+        tag = p[0];
+        len = (p[1] << 8) | p[2];
+        p += 3;
+
+        switch (tag) {
+
+        case NGX_HTTP_HPKI_TAG_SIGNATURE:
+            src.data = p;
+            src.len = len;
+            dst.data = ngx_pnalloc(r->pool, ngx_base64_encoded_length(len));
+            if (dst.data == NULL) {
+                goto failed;
+            }
+
+            ngx_encode_base64(&dst, &src);
+            v = json_stringn((char *) dst.data, dst.len);
+            if (v == NULL || json_array_append_new(sigs, v) != 0) {
+                goto failed;
+            }
+            break;
+
+        case NGX_HTTP_HPKI_TAG_CERT:
+            v = json_stringn((char *) p, len);
+            if (v == NULL || json_object_set_new(body, "certificate", v)) {
+                goto invalid;
+            }
+            break;
+
+        case NGX_HTTP_HPKI_TAG_CHAIN:
+            v = json_stringn((char *) p, len);
+            if (v == NULL || json_array_append_new(chain, v) != 0) {
+                goto invalid;
+            }
+            break;
+
+        case NGX_HTTP_HPKI_TAG_KEY_ID:
+            v = json_stringn((char *) p, len);
+            if (v == NULL || json_object_set_new(body, "key_id", v)) {
+                goto invalid;
+            }
+            break;
+
+        case NGX_HTTP_HPKI_TAG_CODE:
+            if (len != 2) {
+                goto invalid;
+            }
+
+            code = (p[0] << 8) | p[1];
+            break;
+
+        case NGX_HTTP_HPKI_TAG_MESSAGE:
+            v = json_stringn((char *) p, len);
+            if (v == NULL
+                || json_object_set_new(body, "error_description", v))
+            {
+                goto invalid;
+            }
+            break;
+
+        default:
+            break;
+        }
+
+        p += len;
+    }
+
+    u = r->upstream;
+
+    if (type == NGX_HTTP_HPKI_SIGN_OK) {
+
+        if (json_array_size(sigs) != sctx->nhashes
+            || json_object_get(body, "certificate") == NULL)
+        {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "hpki: hpki-signd sent %uz signatures for %ui "
+                          "hashes", json_array_size(sigs), sctx->nhashes);
+            goto invalid;
+        }
+
+        json_object_set(body, "signatures", sigs);
+        json_object_set(body, "chain", chain);
+        status = NGX_HTTP_OK;
+
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "hpki: signed %ui %s hash(es) for \"%V\" token %V",
+                      sctx->nhashes, sctx->hash_alg, &ctx->id.subject,
+                      &ctx->id.token_id);
+
+    } else {
+
+        if (code >= sizeof(ngx_http_hpki_sign_errors)
+                    / sizeof(ngx_http_hpki_sign_errors[0]))
+        {
+            code = 0;
+        }
+
+        e = &ngx_http_hpki_sign_errors[code];
+        status = e->status;
+
+        json_object_set_new(body, "error", json_string(e->error));
+
+        if (json_object_get(body, "error_description") == NULL) {
+            json_object_set_new(body, "error_description",
+                                json_string("hpki-signd refused the request"));
+        }
+
+        json_object_del(body, "certificate");
+        json_object_del(body, "key_id");
+
+        level = (status >= NGX_HTTP_INTERNAL_SERVER_ERROR) ? NGX_LOG_ERR
+                                                           : NGX_LOG_INFO;
+
+        ngx_log_error(level, r->connection->log, 0,
+                      "hpki: hpki-signd refused to sign for \"%V\": %s (%ui)",
+                      &ctx->id.subject, e->error, code);
+    }
+
+    if (ngx_http_hpki_json_buf(r, body, &b) != NGX_OK) {
+        goto failed;
+    }
+
+    json_decref(sigs);
+    json_decref(chain);
+    json_decref(body);
+
+    b->tag = u->output.tag;
+    b->flush = 1;
+
+    cl = ngx_alloc_chain_link(r->pool);
+    if (cl == NULL) {
+        return NGX_ERROR;
+    }
+
+    cl->buf = b;
+    cl->next = NULL;
+
+    sctx->reply = cl;
+
+    u->headers_in.status_n = status;
+    u->headers_in.content_length_n = b->last - b->pos;
+
+    if (u->state) {
+        u->state->status = status;
+    }
+
+    ngx_str_set(&r->headers_out.content_type, "application/json");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+
+    return NGX_OK;
+
+invalid:
+
+    json_decref(sigs);
+    json_decref(chain);
+    json_decref(body);
+
+    return NGX_HTTP_UPSTREAM_INVALID_HEADER;
+
+failed:
+
+    json_decref(sigs);
+    json_decref(chain);
+    json_decref(body);
+
+    return NGX_ERROR;
+}
+
+
+/* the whole reply was read with the header: hand over the JSON and stop */
+
+static ngx_int_t
+ngx_http_hpki_sign_filter_init(void *data)
+{
+    ngx_http_request_t        *r = data;
+    ngx_http_hpki_ctx_t       *ctx;
+    ngx_http_hpki_sign_ctx_t  *sctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_hpki_module);
+    sctx = ctx->data;
+
+    r->upstream->out_bufs = sctx->reply;
+    r->upstream->length = 0;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_hpki_sign_filter(void *data, ssize_t bytes)
+{
+    ngx_http_request_t  *r = data;
+
+    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                  "hpki: hpki-signd sent %z bytes after its reply", bytes);
+
+    r->upstream->keepalive = 0;
+    r->upstream->length = 0;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_hpki_sign_abort_request(ngx_http_request_t *r)
+{
+    return;
+}
+
+
+static void
+ngx_http_hpki_sign_finalize_request(ngx_http_request_t *r, ngx_int_t rc)
+{
+    return;
+}

@@ -1,0 +1,20 @@
+/*
+ * Access tokens: issuing them and checking them on protected locations.
+ */
+
+#ifndef _NGX_HTTP_HPKI_TOKEN_H_INCLUDED_
+#define _NGX_HTTP_HPKI_TOKEN_H_INCLUDED_
+
+
+#include "ngx_http_hpki_module.h"
+
+
+ngx_int_t ngx_http_hpki_auth_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_hpki_whoami_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_hpki_token_issue(ngx_http_request_t *r,
+    ngx_http_hpki_identity_t *id, ngx_str_t *token);
+ngx_int_t ngx_http_hpki_token_has_scope(ngx_http_hpki_identity_t *id,
+    const char *scope);
+
+
+#endif /* _NGX_HTTP_HPKI_TOKEN_H_INCLUDED_ */
