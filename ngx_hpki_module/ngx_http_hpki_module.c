@@ -400,8 +400,21 @@ ngx_http_hpki_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_hpki_loc_conf_t *prev = parent;
     ngx_http_hpki_loc_conf_t *conf = child;
 
+    ngx_http_hpki_main_conf_t  *hmcf;
+
     ngx_conf_merge_value(conf->auth, prev->auth, 0);
     ngx_conf_merge_value(conf->login_card, prev->login_card, 0);
+
+    if (conf->auth || conf->login_card) {
+        hmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_hpki_module);
+        hmcf->tokens_used = 1;
+    }
+
+    if (conf->upstream.upstream && !conf->auth) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "hpki_sign_pass needs \"hpki_auth on\"");
+        return NGX_CONF_ERROR;
+    }
     ngx_conf_merge_uint_value(conf->max_hashes, prev->max_hashes, 32);
 
     if (conf->max_hashes == 0
@@ -601,6 +614,20 @@ ngx_http_hpki_init(ngx_conf_t *cf)
 {
     ngx_http_handler_pt        *h;
     ngx_http_core_main_conf_t  *cmcf;
+    ngx_http_hpki_main_conf_t  *hmcf;
+
+    hmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_hpki_module);
+
+    if (hmcf->tokens_used
+        && (hmcf->nkeys == 0 || hmcf->issuer.len == 0
+            || hmcf->audience.len == 0 || hmcf->redis.len == 0))
+    {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "hpki: tokens are used, so \"hpki_token_key\", "
+                      "\"hpki_token_issuer\", \"hpki_token_audience\" and "
+                      "\"hpki_redis\" must be set in the http block");
+        return NGX_ERROR;
+    }
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
 

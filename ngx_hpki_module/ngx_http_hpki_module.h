@@ -30,6 +30,7 @@ typedef struct {
     time_t                       leeway;
 
     ngx_int_t                    request_id_index;
+    ngx_uint_t                   tokens_used;    /* unsigned:1 */
 } ngx_http_hpki_main_conf_t;
 
 
@@ -67,6 +68,8 @@ typedef struct {
     unsigned                     own_reply:1;     /* a handler's answer */
     unsigned                     error_sent:1;
     ngx_buf_t                   *error_body;
+    const char                  *error;           /* for the error filter */
+    const char                  *error_description;
 
     void                        *data;            /* handler's own state */
 } ngx_http_hpki_ctx_t;

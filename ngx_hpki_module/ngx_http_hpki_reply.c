@@ -186,8 +186,17 @@ ngx_http_hpki_error_header_filter(ngx_http_request_t *r)
         }
     }
 
-    body = json_pack("{s:s, s:s}", "error", e->error,
-                     "error_description", e->description);
+    /* a reason the handler gave outweighs the generic one */
+
+    if (ctx->error && status == r->headers_out.status) {
+        body = json_pack("{s:s, s:s}", "error", ctx->error,
+                         "error_description", ctx->error_description);
+
+    } else {
+        body = json_pack("{s:s, s:s}", "error", e->error,
+                         "error_description", e->description);
+    }
+
     if (body == NULL) {
         return NGX_ERROR;
     }

@@ -398,9 +398,17 @@ static ngx_int_t
 ngx_http_hpki_unauthorized(ngx_http_request_t *r, const char *error,
     const char *description)
 {
-    u_char           *p;
-    size_t            len;
-    ngx_table_elt_t  *h;
+    u_char               *p;
+    size_t                len;
+    ngx_table_elt_t      *h;
+    ngx_http_hpki_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_hpki_module);
+
+    if (ctx) {
+        ctx->error = error ? error : "invalid_token";
+        ctx->error_description = description;
+    }
 
     h = ngx_list_push(&r->headers_out.headers);
     if (h == NULL) {
