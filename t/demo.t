@@ -1,0 +1,161 @@
+#!/usr/bin/perl
+
+# The demo, as a user meets it: `make run` (scripts/run.sh) on its own
+# ports and run directory, the printed quickstart, a signature that openssl
+# verifies, then `make stop` (scripts/stop.sh).
+
+use strict;
+use warnings;
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+
+use File::Temp qw(tempdir);
+use IO::Socket::INET;
+use Test::More;
+
+use Hpki::Test;
+
+my $ROOT = $Hpki::Test::ROOT;
+
+# skips unless the module, hpki-signd and hpki-admin are built
+Hpki::Test->new(need => [qw(module signd admin)]);
+
+my $run = tempdir('hpki-demo-XXXXXXXX', TMPDIR => 1,
+    CLEANUP => !$ENV{HPKI_TEST_LEAVE});
+my $base = free_port_base(3);
+local $ENV{HPKI_RUN_DIR} = $run;
+local $ENV{HPKI_PORT_BASE} = $base;
+
+my $started = 0;
+END { system("$ROOT/scripts/stop.sh >/dev/null 2>&1") if $started }
+
+
+# --- make run ----------------------------------------------------------------
+
+my $out = sh("$ROOT/scripts/run.sh");
+$started = 1;
+is $out->{rc}, 0, 'run.sh starts the stack'
+    or diag $out->{out}, $out->{err};
+like $out->{out}, qr/started: redis hpki-signd nginx/, 'all three';
+like $out->{out}, qr/Quickstart/, 'and prints the quickstart';
+
+my %env = demo_env("$run/demo.env");
+is $env{HPKI_URL}, "https://127.0.0.1:$base", 'HPKI_URL uses HPKI_PORT_BASE';
+is $env{HPKI_REDIS_URL}, 'redis://127.0.0.1:' . ($base + 1), 'redis on base+1';
+is $env{HPKI_WHOAMI_URL}, "$env{HPKI_URL}/demo/whoami", 'HPKI_WHOAMI_URL';
+my @missing = grep { !defined $env{$_} } qw(HPKI_URL HPKI_SERVER_CA
+    HPKI_DOCTOR_CERT HPKI_DOCTOR_KEY HPKI_DOCTOR_ID HPKI_PHARMACIST_CERT
+    HPKI_PHARMACIST_KEY HPKI_PHARMACIST_ID HPKI_SIGN_CA_CERT HPKI_SIGN_CA_KEY
+    HPKI_REDIS_URL HPKI_WHOAMI_URL HPKI_ADMIN);
+is "@missing", '', 'demo.env has every variable';
+
+for my $f (qw(secrets/kek-a secrets/kek-b secrets/token.key
+    secrets/redis-share-a.pass pki/doctor-auth.key))
+{
+    is((stat "$run/$f")[2] & 07777, 0600, "$f is mode 0600");
+}
+
+
+# --- the quickstart, exactly as printed ------------------------------------------
+
+my $qs = sh("bash -e $run/quickstart.sh");
+is $qs->{rc}, 0, 'the quickstart runs' or diag $qs->{out}, $qs->{err};
+like $qs->{out}, qr/"sub":"demo-doctor"/, 'whoami: the doctor';
+like $qs->{out}, qr/"role":"Medical Doctor"/, 'whoami: the role from hcRole';
+like $qs->{out}, qr/"auth_method":"hpki_card"/, 'whoami: card login';
+like $qs->{out}, qr/issuer=.*Demo-HPKI-SignCA/, 'the second certificate';
+like $qs->{out}, qr/Signature Verified Successfully/,
+    'openssl verifies the signature';
+
+
+# --- the same through curl, step by step -------------------------------------------
+
+my $login = curl('-X', 'POST', '--cert', $env{HPKI_DOCTOR_CERT},
+    '--key', $env{HPKI_DOCTOR_KEY}, "$env{HPKI_URL}/hpki/login/card");
+is $login->{status}, 200, 'card login: 200';
+is $login->{json}{token_type}, 'Bearer', 'a Bearer token';
+
+my $whoami = curl("$env{HPKI_WHOAMI_URL}");
+is $whoami->{status}, 401, 'whoami without a token: 401';
+
+$login = curl('-X', 'POST', '--cert', $env{HPKI_PHARMACIST_CERT},
+    '--key', $env{HPKI_PHARMACIST_KEY}, "$env{HPKI_URL}/hpki/login/card");
+is $login->{status}, 200, 'the pharmacist logs in too';
+$whoami = curl('-H', "Authorization: Bearer $login->{json}{access_token}",
+    $env{HPKI_WHOAMI_URL});
+is $whoami->{json}{role}, 'Pharmacist', 'as a pharmacist';
+
+my $admin = sh("$env{HPKI_ADMIN} key show --user demo-doctor");
+is $admin->{rc}, 0, 'HPKI_ADMIN runs hpki-admin against this stack'
+    or diag $admin->{err};
+
+
+# --- idempotent, then make stop ------------------------------------------------------
+
+$out = sh("$ROOT/scripts/run.sh");
+is $out->{rc}, 0, 'run.sh again';
+like $out->{out}, qr/already running: redis hpki-signd nginx/, 'says so';
+
+my @pids = map { pidof($_) } qw(nginx/nginx.pid signd/signd.pid redis/redis.pid);
+is scalar(grep { $_ } @pids), 3, 'three pid files';
+
+$out = sh("$ROOT/scripts/stop.sh");
+is $out->{rc}, 0, 'stop.sh';
+$started = 0;
+is scalar(grep { kill 0, $_ } grep { $_ } @pids), 0, 'everything stopped';
+ok !IO::Socket::INET->new(PeerAddr => "127.0.0.1:$base"), 'the port is free';
+like sh("$ROOT/scripts/stop.sh")->{out}, qr/nothing was running/,
+    'stop.sh again is harmless';
+
+done_testing;
+
+
+# --- helpers -------------------------------------------------------------------------
+
+sub sh {
+    my ($cmd) = @_;
+    return Hpki::Test::_capture('/bin/bash', '-c', $cmd);
+}
+
+sub demo_env {
+    my ($file) = @_;
+    my %e;
+    open my $fh, '<', $file or return;
+    while (<$fh>) {
+        $e{$1} = $2 if /^(HPKI_\w+)='(.*)'$/;
+    }
+    return %e;
+}
+
+sub curl {
+    my @args = @_;
+    my $r = Hpki::Test::_capture('curl', '-s', '--max-time', 10, '--cacert',
+        $env{HPKI_SERVER_CA}, '-w', '\n%{http_code}', @args);
+    my ($body, $status) = $r->{out} =~ /^(.*)\n(\d+)$/s;
+    return { status => $status // 0, body => $body,
+        json => eval { JSON::PP::decode_json($body) } };
+}
+
+sub pidof {
+    my ($f) = @_;
+    open my $fh, '<', "$run/$f" or return 0;
+    my $pid = <$fh>;
+    chomp $pid;
+    return $pid;
+}
+
+# N consecutive free loopback ports
+sub free_port_base {
+    my ($n) = @_;
+    for (1 .. 100) {
+        my $base = 20000 + int rand 40000;
+        next if grep {
+            IO::Socket::INET->new(PeerAddr => "127.0.0.1:$_", Timeout => 1)
+            || !IO::Socket::INET->new(LocalAddr => "127.0.0.1:$_", Listen => 1,
+                ReuseAddr => 1)
+        } $base .. $base + $n - 1;
+        return $base;
+    }
+    die "no free ports";
+}
