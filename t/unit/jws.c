@@ -329,7 +329,7 @@ t_claims(long now)
 static void
 t_jws(void)
 {
-    int                       n;
+    int                       n, bad;
     char                     *tok, *t2, *jwks, big[9000], kid64[65];
     size_t                    len, i;
     json_t                   *claims, *c, *h, *doc, *k0, *k1;
@@ -487,6 +487,26 @@ t_jws(void)
     t2[3] = '+';
     t_refused(t2, &krsa_pub, 1, "bad header", "'+' in the header");
     free(t2);
+
+    /* every single-bit change of the token is refused */
+
+    bad = 0;
+    len = strlen(tok);
+
+    for (i = 0; i < len * 8; i++) {
+        t2 = strdup(tok);
+        t2[i / 8] ^= (char) (1 << (i % 8));
+
+        c = ngx_http_hpki_jws_verify(t2, len, &krsa_pub, 1, &err);
+        if (c != NULL) {
+            bad++;
+            json_decref(c);
+        }
+
+        free(t2);
+    }
+
+    t_ok(bad == 0, "all %zu single-bit changes refused", len * 8);
 
     /* wrong shapes */
 

@@ -141,7 +141,8 @@ for my $k (['RS256', 'rsa'], ['ES256', 'ec']) {
 
     my ($out, $rc) = run('sh', '-c', "openssl dgst -sha256 -verify $d/$name.pub"
                          . " -signature $d/sig $d/input 2>&1");
-    like($out, qr/^Verified OK/, "$alg: openssl dgst -verify accepts our token");
+    like($out, qr/^Verified OK/,
+         "$alg: openssl dgst -verify accepts our token");
 
     spew("$d/input", "$h.${p}x");
     ($out, $rc) = run('sh', '-c', "openssl dgst -sha256 -verify $d/$name.pub"
