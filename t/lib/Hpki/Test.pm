@@ -159,10 +159,10 @@ sub _free_port {
 
 =head2 pki([NAME])
 
-Without NAME: the PKI directory (a private copy of the one scripts/pki.sh
-generates once per test run under build/t-pki). With NAME: the absolute path
-of that manifest entry, e.g. C<pki('doctor_auth_cert')>. See docs/demo.md for
-the manifest.
+Without NAME: the PKI directory, a private copy of the one that
+scripts/pki.sh generates once per version of pki.sh under build/t-pki/.
+With NAME: the absolute path of that manifest entry, e.g.
+C<pki('doctor_auth_cert')>. See docs/demo.md for the manifest.
 
 =cut
 
@@ -170,7 +170,11 @@ sub pki {
     my ($self, $name) = @_;
 
     unless ($self->{pki}) {
-        my $cache = $ENV{HPKI_TEST_PKI} // "$BUILD/t-pki";
+        # one cache per version of pki.sh, so that a changed script
+        # never meets a stale PKI
+        my $v = substr(Digest::SHA::sha1_hex(_slurp("$ROOT/scripts/pki.sh")),
+            0, 12);
+        my $cache = $ENV{HPKI_TEST_PKI} // "$BUILD/t-pki/$v";
         _run_or_die("$ROOT/scripts/pki.sh", $cache, '--jpki');
         my $dir = "$self->{dir}/pki";
         _run_or_die('cp', '-a', $cache, $dir);
