@@ -1,0 +1,1355 @@
+/*
+ * hpki-admin: users, split keys, certificates and the audit log.
+ *
+ *   hpki-admin [-c FILE] COMMAND ...   (see hpki_admin_usage())
+ *
+ * A key is generated (or imported) in memory, its private exponent split
+ * into two shares, each share sealed under its own store's KEK and
+ * written through that store's own Redis credentials; then d, p, q and
+ * lambda are wiped.  Share versions make "key refresh" atomic: new shares
+ * are written under version v+1 first, the public record then switches to
+ * v+1 in one HSET, and only then are the version v shares deleted.
+ */
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/mman.h>
+
+#include <jansson.h>
+#include <openssl/bio.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "hpki_core.h"
+#include "hpki_conf.h"
+#include "hpki_rsa.h"
+#include "hpki_store.h"
+#include "hpki_audit.h"
+
+
+typedef struct {
+    hpki_conf_t     cf;
+    redisContext   *pub;
+    redisContext   *store[2];
+    u_char         *kek[2];
+    int             writes;
+    int             crash_after;
+    BN_CTX         *bn;
+
+    /* options */
+    const char     *id;
+    const char     *user;
+    const char     *cert;
+    const char     *chain;
+    const char     *name;
+    const char     *key;
+    const char     *subject;
+    const char     *csr_out;
+    const char     *file;
+    int             bits;
+} hpki_admin_t;
+
+
+static int hpki_admin_connect_public(hpki_admin_t *a);
+static int hpki_admin_connect_store(hpki_admin_t *a, int s);
+static int hpki_admin_write(hpki_admin_t *a, redisContext *c,
+    redisReply *r);
+
+
+static void
+hpki_admin_usage(void)
+{
+    fprintf(stderr,
+"usage: hpki-admin [-c FILE] COMMAND [OPTIONS]\n"
+"  user add --id ID --cert AUTH_CERT.pem [--name NAME]\n"
+"  user link-cert --id ID --cert FILE\n"
+"  key generate --user ID [--bits 2048|3072|4096] [--subject /C=JP/CN=..]\n"
+"               [--csr-out FILE]\n"
+"  key import --user ID --key FILE [--subject DN] [--csr-out FILE]\n"
+"  cert install --user ID --cert FILE [--chain FILE]\n"
+"  key show --user ID\n"
+"  key list\n"
+"  key revoke --user ID\n"
+"  key delete --user ID\n"
+"  key refresh --user ID\n"
+"  audit verify [--file AUDIT_LOG]\n"
+"The configuration is -c FILE, $HPKI_SIGND_CONF or "
+"/etc/hpki/hpki-signd.conf.\n");
+}
+
+
+static void
+hpki_admin_ssl_error(const char *what)
+{
+    unsigned long  e;
+    char           buf[256];
+
+    e = ERR_get_error();
+    ERR_error_string_n(e, buf, sizeof(buf));
+    hpki_log(HPKI_LOG_ERROR, "%s: %s", what, e ? buf : "failed");
+    ERR_clear_error();
+}
+
+
+static int
+hpki_admin_connect_public(hpki_admin_t *a)
+{
+    if (a->pub == NULL) {
+        a->pub = hpki_redis_public(&a->cf);
+    }
+
+    return a->pub ? 0 : -1;
+}
+
+
+/* a store: its own Redis credentials and its own KEK */
+
+static int
+hpki_admin_connect_store(hpki_admin_t *a, int s)
+{
+    hpki_conf_store_t  *st;
+
+    st = &a->cf.store[s];
+
+    if (a->store[s] != NULL) {
+        return 0;
+    }
+
+    if (st->kek == NULL) {
+        hpki_log(HPKI_LOG_ERROR, "store_%c_kek is not configured", 'a' + s);
+        return -1;
+    }
+
+    a->kek[s] = OPENSSL_secure_malloc(HPKI_KEK_LEN);
+    if (a->kek[s] == NULL || hpki_kek_load(st->kek, a->kek[s]) != 0) {
+        return -1;
+    }
+
+    a->store[s] = hpki_redis_store(st);
+    return a->store[s] ? 0 : -1;
+}
+
+
+/*
+ * Every write to Redis goes through here; HPKI_ADMIN_CRASH_AFTER=N kills
+ * the process right after the N-th write (fault injection for tests).
+ */
+
+static int
+hpki_admin_write(hpki_admin_t *a, redisContext *c, redisReply *r)
+{
+    int  rc;
+
+    rc = 0;
+
+    if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+        hpki_log(HPKI_LOG_ERROR, "redis write failed: %s",
+                 r ? r->str : c->errstr);
+        rc = -1;
+    }
+
+    if (r != NULL) {
+        freeReplyObject(r);
+    }
+
+    if (rc == 0 && ++a->writes == a->crash_after) {
+        hpki_log(HPKI_LOG_WARN, "HPKI_ADMIN_CRASH_AFTER=%d: killing myself",
+                 a->crash_after);
+        raise(SIGKILL);
+    }
+
+    return rc;
+}
+
+
+/* base64url without padding of SHA-256(DER) (RFC 8705 x5t#S256) */
+
+static int
+hpki_admin_x5t(X509 *x, char *out)
+{
+    int      len, i, n;
+    u_char  *der, md[SHA256_DIGEST_LENGTH];
+    char     b64[64];
+
+    der = NULL;
+    len = i2d_X509(x, &der);
+    if (len <= 0) {
+        return -1;
+    }
+
+    SHA256(der, len, md);
+    OPENSSL_free(der);
+
+    n = EVP_EncodeBlock((u_char *) b64, md, sizeof(md));
+
+    for (i = 0; i < n && b64[i] != '='; i++) {
+        out[i] = b64[i] == '+' ? '-' : b64[i] == '/' ? '_' : b64[i];
+    }
+
+    out[i] = '\0';
+    return 0;
+}
+
+
+static X509 *
+hpki_admin_load_cert(const char *path)
+{
+    BIO   *bio;
+    X509  *x;
+
+    bio = BIO_new_file(path, "r");
+    x = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+    BIO_free(bio);
+
+    if (x == NULL) {
+        hpki_admin_ssl_error(path);
+    }
+
+    return x;
+}
+
+
+static int
+hpki_admin_need(const char *v, const char *opt)
+{
+    if (v == NULL) {
+        fprintf(stderr, "hpki-admin: %s is required\n", opt);
+        return -1;
+    }
+
+    return 0;
+}
+
+
+static int
+hpki_admin_check_user(const char *id)
+{
+    if (id == NULL || !hpki_user_valid(id, strlen(id))) {
+        fprintf(stderr, "hpki-admin: user ids match [A-Za-z0-9._@-]{1,64}\n");
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/* user add / user link-cert */
+
+static int
+hpki_admin_user(hpki_admin_t *a, int add)
+{
+    int          rc;
+    char         x5t[64], now[32];
+    X509        *x;
+    redisReply  *r;
+
+    rc = -1;
+
+    if (hpki_admin_check_user(a->id) != 0
+        || hpki_admin_need(a->cert, "--cert") != 0)
+    {
+        return -1;
+    }
+
+    x = hpki_admin_load_cert(a->cert);
+    if (x == NULL || hpki_admin_x5t(x, x5t) != 0
+        || hpki_admin_connect_public(a) != 0)
+    {
+        goto done;
+    }
+
+    if (add) {
+        snprintf(now, sizeof(now), "%lld", (long long) time(NULL));
+        r = redisCommand(a->pub, "HSET hpki:user:%s name %s status active "
+                         "created %s", a->id, a->name ? a->name : a->id,
+                         now);
+        if (hpki_admin_write(a, a->pub, r) != 0) {
+            goto done;
+        }
+
+    } else {
+        r = redisCommand(a->pub, "EXISTS hpki:user:%s", a->id);
+        if (r == NULL || r->type != REDIS_REPLY_INTEGER || r->integer != 1) {
+            hpki_log(HPKI_LOG_ERROR, "no user \"%s\"", a->id);
+            if (r) {
+                freeReplyObject(r);
+            }
+            goto done;
+        }
+        freeReplyObject(r);
+    }
+
+    r = redisCommand(a->pub, "SET hpki:cert:%s %s", x5t, a->id);
+    if (hpki_admin_write(a, a->pub, r) != 0) {
+        goto done;
+    }
+
+    printf("%s %s\n", a->id, x5t);
+    rc = 0;
+
+done:
+
+    X509_free(x);
+    return rc;
+}
+
+
+/* checks (m^da * m^db)^e == m for a random m: the shares make the key */
+
+static int
+hpki_admin_check_shares(hpki_admin_t *a, const BIGNUM *n, const BIGNUM *e,
+    const BIGNUM *da, const BIGNUM *db)
+{
+    int      rc;
+    BIGNUM  *m, *ya, *yb, *s;
+
+    rc = -1;
+
+    BN_CTX_start(a->bn);
+    m = BN_CTX_get(a->bn);
+    ya = BN_CTX_get(a->bn);
+    yb = BN_CTX_get(a->bn);
+    s = BN_CTX_get(a->bn);
+
+    if (s == NULL
+        || BN_rand_range(m, n) != 1
+        || hpki_rsa_partial(ya, m, da, n, a->bn) != 0
+        || hpki_rsa_partial(yb, m, db, n, a->bn) != 0
+        || BN_mod_mul(s, ya, yb, n, a->bn) != 1
+        || BN_mod_exp(s, s, e, n, a->bn) != 1
+        || BN_cmp(s, m) != 0)
+    {
+        hpki_log(HPKI_LOG_ERROR, "the shares do not make the key");
+        goto done;
+    }
+
+    rc = 0;
+
+done:
+
+    BN_CTX_end(a->bn);
+    return rc;
+}
+
+
+/* seals and writes one share: hpki:{a,b}:<user>:<version> */
+
+static int
+hpki_admin_put_share(hpki_admin_t *a, int s, const char *user,
+    unsigned long version, const BIGNUM *share, const BIGNUM *n)
+{
+    int          rc;
+    char         key[160], aad[160];
+    u_char      *blob;
+    size_t       len;
+    redisReply  *r;
+
+    if (hpki_share_key(key, sizeof(key), &a->cf.store[s], user, version) != 0
+        || hpki_share_aad(aad, sizeof(aad), a->cf.store[s].name, user,
+                          version) < 0
+        || hpki_share_seal(a->kek[s], aad, share, n, &blob, &len) != 0)
+    {
+        hpki_log(HPKI_LOG_ERROR, "cannot seal share %c", 'A' + s);
+        return -1;
+    }
+
+    r = redisCommand(a->store[s], "SET %s %b", key, blob, len);
+    free(blob);
+
+    rc = hpki_admin_write(a, a->store[s], r);
+    return rc;
+}
+
+
+static int
+hpki_admin_get_share(hpki_admin_t *a, int s, const char *user,
+    unsigned long version, const BIGNUM *n, BIGNUM *share)
+{
+    int          rc;
+    char         key[160], aad[160];
+    redisReply  *r;
+
+    rc = -1;
+
+    if (hpki_share_key(key, sizeof(key), &a->cf.store[s], user, version) != 0
+        || hpki_share_aad(aad, sizeof(aad), a->cf.store[s].name, user,
+                          version) < 0)
+    {
+        return -1;
+    }
+
+    r = redisCommand(a->store[s], "GET %s", key);
+
+    if (r == NULL || r->type != REDIS_REPLY_STRING) {
+        hpki_log(HPKI_LOG_ERROR, "share %c of \"%s\" version %lu is missing",
+                 'A' + s, user, version);
+        goto done;
+    }
+
+    if (hpki_share_open(a->kek[s], aad, (u_char *) r->str, r->len, n, share)
+        != 0)
+    {
+        hpki_log(HPKI_LOG_ERROR, "share %c of \"%s\" version %lu does not "
+                 "open (corrupt, tampered, or another key)", 'A' + s, user,
+                 version);
+        goto done;
+    }
+
+    rc = 0;
+
+done:
+
+    if (r != NULL) {
+        freeReplyObject(r);
+    }
+
+    return rc;
+}
+
+
+static int
+hpki_admin_subject(X509_NAME *name, const char *dn, const char *user)
+{
+    char  *copy, *p, *next, *eq;
+    int    rc;
+
+    if (dn == NULL) {
+        return X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
+                   (const u_char *) user, -1, -1, 0) == 1 ? 0 : -1;
+    }
+
+    copy = strdup(dn);
+    if (copy == NULL) {
+        return -1;
+    }
+
+    rc = -1;
+    p = copy;
+    if (*p == '/') {
+        p++;
+    }
+
+    for ( ; p && *p; p = next) {
+        next = strchr(p, '/');
+        if (next) {
+            *next++ = '\0';
+        }
+
+        eq = strchr(p, '=');
+        if (eq == NULL) {
+            goto done;
+        }
+        *eq = '\0';
+
+        if (X509_NAME_add_entry_by_txt(name, p, MBSTRING_UTF8,
+                                       (u_char *) eq + 1, -1, -1, 0) != 1)
+        {
+            goto done;
+        }
+    }
+
+    rc = 0;
+
+done:
+
+    if (rc != 0) {
+        hpki_log(HPKI_LOG_ERROR, "bad subject \"%s\"", dn);
+    }
+
+    free(copy);
+    return rc;
+}
+
+
+/* PKCS#10 CSR signed with the whole key (before it is wiped) */
+
+static int
+hpki_admin_csr(hpki_admin_t *a, EVP_PKEY *pk)
+{
+    int        rc;
+    BIO       *out;
+    X509_REQ  *req;
+
+    rc = -1;
+    out = NULL;
+
+    req = X509_REQ_new();
+    if (req == NULL
+        || X509_REQ_set_version(req, 0) != 1
+        || hpki_admin_subject(X509_REQ_get_subject_name(req), a->subject,
+                              a->user) != 0
+        || X509_REQ_set_pubkey(req, pk) != 1
+        || X509_REQ_sign(req, pk, EVP_sha256()) <= 0)
+    {
+        hpki_admin_ssl_error("CSR");
+        goto done;
+    }
+
+    out = a->csr_out ? BIO_new_file(a->csr_out, "w")
+                     : BIO_new_fp(stdout, BIO_NOCLOSE);
+
+    if (out == NULL || PEM_write_bio_X509_REQ(out, req) != 1) {
+        hpki_admin_ssl_error("writing the CSR");
+        goto done;
+    }
+
+    rc = 0;
+
+done:
+
+    BIO_free(out);
+    X509_REQ_free(req);
+    return rc;
+}
+
+
+/* key id: hex of the first 16 bytes of SHA-256(SubjectPublicKeyInfo) */
+
+static int
+hpki_admin_kid(EVP_PKEY *pk, char *kid)
+{
+    int      len;
+    u_char  *der, md[SHA256_DIGEST_LENGTH];
+
+    der = NULL;
+    len = i2d_PUBKEY(pk, &der);
+    if (len <= 0) {
+        return -1;
+    }
+
+    SHA256(der, len, md);
+    OPENSSL_free(der);
+    hpki_hex(kid, md, 16);
+    return 0;
+}
+
+
+static int
+hpki_admin_no_pass(char *buf, int size, int rw, void *u)
+{
+    (void) buf;
+    (void) size;
+    (void) rw;
+    (void) u;
+    return -1;
+}
+
+
+/* key generate / key import: split, seal, write, CSR, wipe */
+
+static int
+hpki_admin_key_create(hpki_admin_t *a, int import)
+{
+    int             rc, bits;
+    char            kid[33], *nhex, *ehex;
+    BIO            *bio;
+    RSA            *rsa;
+    BIGNUM         *da, *db;
+    EVP_PKEY       *pk;
+    redisReply     *r;
+    const BIGNUM   *n, *e;
+
+    rc = -1;
+    pk = NULL;
+    rsa = NULL;
+    nhex = NULL;
+    ehex = NULL;
+    da = BN_secure_new();
+    db = BN_secure_new();
+
+    if (da == NULL || db == NULL || hpki_admin_check_user(a->user) != 0) {
+        goto done;
+    }
+
+    if (hpki_admin_connect_public(a) != 0
+        || hpki_admin_connect_store(a, 0) != 0
+        || hpki_admin_connect_store(a, 1) != 0)
+    {
+        goto done;
+    }
+
+    r = redisCommand(a->pub, "EXISTS hpki:key:%s", a->user);
+    if (r == NULL || r->type != REDIS_REPLY_INTEGER || r->integer != 0) {
+        hpki_log(HPKI_LOG_ERROR, "\"%s\" already has a key (key delete "
+                 "first)", a->user);
+        if (r) {
+            freeReplyObject(r);
+        }
+        goto done;
+    }
+    freeReplyObject(r);
+
+    if (import) {
+        if (hpki_admin_need(a->key, "--key") != 0) {
+            goto done;
+        }
+        bio = BIO_new_file(a->key, "r");
+        pk = bio ? PEM_read_bio_PrivateKey(bio, NULL, hpki_admin_no_pass,
+                                           NULL)
+                 : NULL;
+        BIO_free(bio);
+
+        if (pk == NULL || EVP_PKEY_get_base_id(pk) != EVP_PKEY_RSA) {
+            hpki_admin_ssl_error("reading the RSA private key");
+            goto done;
+        }
+
+    } else {
+        if (a->bits != 2048 && a->bits != 3072 && a->bits != 4096) {
+            hpki_log(HPKI_LOG_ERROR, "--bits must be 2048, 3072 or 4096");
+            goto done;
+        }
+        pk = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t) a->bits);
+        if (pk == NULL) {
+            hpki_admin_ssl_error("key generation");
+            goto done;
+        }
+    }
+
+    rsa = EVP_PKEY_get1_RSA(pk);
+    if (rsa == NULL) {
+        goto done;
+    }
+
+    RSA_get0_key(rsa, &n, &e, NULL);
+    bits = BN_num_bits(n);
+
+    if (bits < 2048 || bits > 8 * HPKI_RSA_MAX_BYTES) {
+        hpki_log(HPKI_LOG_ERROR, "RSA keys of 2048 to 4096 bits only");
+        goto done;
+    }
+
+    if (hpki_rsa_split(rsa, da, db, a->bn) != 0
+        || hpki_admin_check_shares(a, n, e, da, db) != 0
+        || hpki_admin_kid(pk, kid) != 0)
+    {
+        goto done;
+    }
+
+    /* CSR first, while the whole key still exists */
+
+    if (!import || a->csr_out != NULL) {
+        if (hpki_admin_csr(a, pk) != 0) {
+            goto done;
+        }
+    }
+
+    nhex = BN_bn2hex(n);
+    ehex = BN_bn2hex(e);
+
+    if (nhex == NULL || ehex == NULL
+        || hpki_admin_put_share(a, 0, a->user, 1, da, n) != 0
+        || hpki_admin_put_share(a, 1, a->user, 1, db, n) != 0)
+    {
+        goto done;
+    }
+
+    r = redisCommand(a->pub, "HSET hpki:key:%s kid %s bits %d n %s e %s "
+                     "version 1 status active cert %s chain %s",
+                     a->user, kid, bits, nhex, ehex, "", "");
+    if (hpki_admin_write(a, a->pub, r) != 0) {
+        goto done;
+    }
+
+    fprintf(stderr, "hpki-admin: %s key for \"%s\": kid %s, %d bits, "
+            "shares written, private key wiped\n",
+            import ? "imported" : "generated", a->user, kid, bits);
+    rc = 0;
+
+done:
+
+    /* RSA_free / EVP_PKEY_free clear d, p, q with BN_clear_free */
+    BN_clear_free(da);
+    BN_clear_free(db);
+    RSA_free(rsa);
+    EVP_PKEY_free(pk);
+    OPENSSL_free(nhex);
+    OPENSSL_free(ehex);
+    return rc;
+}
+
+
+static int
+hpki_admin_load_record(hpki_admin_t *a, hpki_key_record_t *rec)
+{
+    int  rc;
+
+    if (hpki_admin_check_user(a->user) != 0
+        || hpki_admin_connect_public(a) != 0)
+    {
+        return -1;
+    }
+
+    rc = hpki_key_record_load(a->pub, a->user, rec);
+    if (rc == HPKI_STORE_MISSING) {
+        hpki_log(HPKI_LOG_ERROR, "no key for \"%s\"", a->user);
+    }
+
+    return rc == HPKI_STORE_OK ? 0 : -1;
+}
+
+
+/* cert install: public key must match, keyUsage must have nonRepudiation */
+
+static int
+hpki_admin_cert_install(hpki_admin_t *a)
+{
+    int                 rc;
+    BIO                *mem, *bio;
+    X509               *x, *cx;
+    char               *pem, *chain;
+    long                len, clen;
+    EVP_PKEY           *pk;
+    BIGNUM             *cn, *ce;
+    redisReply         *r;
+    hpki_key_record_t   rec;
+
+    rc = -1;
+    x = NULL;
+    mem = NULL;
+    cn = NULL;
+    ce = NULL;
+    memset(&rec, 0, sizeof(rec));
+
+    if (hpki_admin_need(a->cert, "--cert") != 0
+        || hpki_admin_load_record(a, &rec) != 0)
+    {
+        goto done;
+    }
+
+    x = hpki_admin_load_cert(a->cert);
+    if (x == NULL) {
+        goto done;
+    }
+
+    pk = X509_get0_pubkey(x);
+    if (pk == NULL || EVP_PKEY_get_base_id(pk) != EVP_PKEY_RSA
+        || EVP_PKEY_get_bn_param(pk, "n", &cn) != 1
+        || EVP_PKEY_get_bn_param(pk, "e", &ce) != 1
+        || BN_cmp(cn, rec.n) != 0 || BN_cmp(ce, rec.e) != 0)
+    {
+        hpki_log(HPKI_LOG_ERROR, "the certificate's public key is not the "
+                 "key of \"%s\"", a->user);
+        goto done;
+    }
+
+    if (!(X509_get_extension_flags(x) & EXFLAG_KUSAGE)
+        || !(X509_get_key_usage(x) & KU_NON_REPUDIATION))
+    {
+        hpki_log(HPKI_LOG_ERROR, "not a signing certificate: keyUsage lacks "
+                 "nonRepudiation");
+        goto done;
+    }
+
+    mem = BIO_new(BIO_s_mem());
+    if (mem == NULL || PEM_write_bio_X509(mem, x) != 1) {
+        goto done;
+    }
+    len = BIO_get_mem_data(mem, &pem);
+
+    /* chain: every certificate in the file, re-encoded */
+
+    clen = 0;
+    chain = "";
+
+    if (a->chain != NULL) {
+        bio = BIO_new_file(a->chain, "r");
+        if (bio == NULL) {
+            hpki_admin_ssl_error(a->chain);
+            goto done;
+        }
+        while ((cx = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
+            PEM_write_bio_X509(mem, cx);
+            X509_free(cx);
+        }
+        ERR_clear_error();
+        BIO_free(bio);
+
+        clen = BIO_get_mem_data(mem, &pem) - len;
+        chain = pem + len;
+    }
+
+    r = redisCommand(a->pub, "HSET hpki:key:%s cert %b chain %b", a->user,
+                     pem, (size_t) len, chain, (size_t) clen);
+    if (hpki_admin_write(a, a->pub, r) != 0) {
+        goto done;
+    }
+
+    fprintf(stderr, "hpki-admin: certificate installed for \"%s\"\n",
+            a->user);
+    rc = 0;
+
+done:
+
+    BN_free(cn);
+    BN_free(ce);
+    BIO_free(mem);
+    X509_free(x);
+    hpki_key_record_free(&rec);
+    return rc;
+}
+
+
+static char *
+hpki_admin_asn1_time(const ASN1_TIME *t, char *buf, size_t size)
+{
+    struct tm  tm;
+
+    if (ASN1_TIME_to_tm(t, &tm) != 1) {
+        return NULL;
+    }
+
+    strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+}
+
+
+static json_t *
+hpki_admin_cert_json(const char *pem)
+{
+    BIO     *bio;
+    X509    *x;
+    char    *s, nb[32], na[32];
+    BIGNUM  *bn;
+    json_t  *j;
+
+    bio = BIO_new_mem_buf(pem, -1);
+    x = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+    BIO_free(bio);
+
+    if (x == NULL) {
+        return json_null();
+    }
+
+    j = json_object();
+
+    s = X509_NAME_oneline(X509_get_subject_name(x), NULL, 0);
+    json_object_set_new(j, "subject", json_string(s ? s : ""));
+    OPENSSL_free(s);
+
+    s = X509_NAME_oneline(X509_get_issuer_name(x), NULL, 0);
+    json_object_set_new(j, "issuer", json_string(s ? s : ""));
+    OPENSSL_free(s);
+
+    bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
+    s = bn ? BN_bn2hex(bn) : NULL;
+    json_object_set_new(j, "serial", json_string(s ? s : ""));
+    OPENSSL_free(s);
+    BN_free(bn);
+
+    if (hpki_admin_asn1_time(X509_get0_notBefore(x), nb, sizeof(nb))) {
+        json_object_set_new(j, "not_before", json_string(nb));
+    }
+    if (hpki_admin_asn1_time(X509_get0_notAfter(x), na, sizeof(na))) {
+        json_object_set_new(j, "not_after", json_string(na));
+    }
+
+    X509_free(x);
+    return j;
+}
+
+
+static int
+hpki_admin_share_exists(hpki_admin_t *a, int s, unsigned long version)
+{
+    int          yes;
+    char         key[160];
+    redisReply  *r;
+
+    if (a->store[s] == NULL) {
+        a->store[s] = hpki_redis_store(&a->cf.store[s]);
+        if (a->store[s] == NULL) {
+            return 0;
+        }
+    }
+
+    if (hpki_share_key(key, sizeof(key), &a->cf.store[s], a->user, version)
+        != 0)
+    {
+        return 0;
+    }
+
+    r = redisCommand(a->store[s], "EXISTS %s", key);
+    yes = r && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+    if (r) {
+        freeReplyObject(r);
+    }
+
+    return yes;
+}
+
+
+/* key show: JSON, never share material */
+
+static int
+hpki_admin_key_show(hpki_admin_t *a)
+{
+    char               *s;
+    json_t             *j, *sh;
+    hpki_key_record_t   rec;
+
+    if (hpki_admin_load_record(a, &rec) != 0) {
+        return -1;
+    }
+
+    j = json_object();
+    json_object_set_new(j, "user", json_string(a->user));
+    json_object_set_new(j, "kid", json_string(rec.kid));
+    json_object_set_new(j, "bits", json_integer(rec.bits));
+    json_object_set_new(j, "version", json_integer(rec.version));
+    json_object_set_new(j, "status",
+                        json_string(rec.active ? "active" : "revoked"));
+
+    sh = json_object();
+    json_object_set_new(sh, "a", json_boolean(
+                        hpki_admin_share_exists(a, 0, rec.version)));
+    json_object_set_new(sh, "b", json_boolean(
+                        hpki_admin_share_exists(a, 1, rec.version)));
+    json_object_set_new(j, "shares", sh);
+
+    json_object_set_new(j, "certificate",
+                        rec.cert ? hpki_admin_cert_json(rec.cert)
+                                 : json_null());
+
+    s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    printf("%s\n", s);
+    free(s);
+    json_decref(j);
+    hpki_key_record_free(&rec);
+    return 0;
+}
+
+
+static int
+hpki_admin_key_list(hpki_admin_t *a)
+{
+    int                 rc;
+    char               *cursor, *s;
+    size_t              i;
+    json_t             *arr, *o;
+    redisReply         *r, *keys;
+    hpki_key_record_t   rec;
+
+    if (hpki_admin_connect_public(a) != 0) {
+        return -1;
+    }
+
+    rc = -1;
+    arr = json_array();
+    cursor = strdup("0");
+
+    do {
+        r = redisCommand(a->pub, "SCAN %s MATCH hpki:key:* COUNT 500",
+                         cursor);
+        if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+            if (r) {
+                freeReplyObject(r);
+            }
+            goto done;
+        }
+
+        free(cursor);
+        cursor = strdup(r->element[0]->str);
+        keys = r->element[1];
+
+        for (i = 0; i < keys->elements; i++) {
+            const char *user = keys->element[i]->str + sizeof("hpki:key:") - 1;
+
+            if (hpki_key_record_load(a->pub, user, &rec) != HPKI_STORE_OK) {
+                continue;
+            }
+
+            o = json_object();
+            json_object_set_new(o, "user", json_string(user));
+            json_object_set_new(o, "kid", json_string(rec.kid));
+            json_object_set_new(o, "bits", json_integer(rec.bits));
+            json_object_set_new(o, "version", json_integer(rec.version));
+            json_object_set_new(o, "status", json_string(
+                                rec.active ? "active" : "revoked"));
+            json_object_set_new(o, "certificate",
+                                json_boolean(rec.cert != NULL));
+            json_array_append_new(arr, o);
+            hpki_key_record_free(&rec);
+        }
+
+        freeReplyObject(r);
+
+    } while (cursor && strcmp(cursor, "0") != 0);
+
+    s = json_dumps(arr, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    printf("%s\n", s);
+    free(s);
+    rc = 0;
+
+done:
+
+    free(cursor);
+    json_decref(arr);
+    return rc;
+}
+
+
+static int
+hpki_admin_key_revoke(hpki_admin_t *a)
+{
+    redisReply         *r;
+    hpki_key_record_t   rec;
+
+    if (hpki_admin_load_record(a, &rec) != 0) {
+        return -1;
+    }
+
+    hpki_key_record_free(&rec);
+
+    r = redisCommand(a->pub, "HSET hpki:key:%s status revoked", a->user);
+    if (hpki_admin_write(a, a->pub, r) != 0) {
+        return -1;
+    }
+
+    fprintf(stderr, "hpki-admin: key of \"%s\" revoked\n", a->user);
+    return 0;
+}
+
+
+/* deletes every share version of the user in store s except "keep" */
+
+static int
+hpki_admin_purge_shares(hpki_admin_t *a, int s, unsigned long keep)
+{
+    int          rc;
+    char         pattern[160], keepkey[160], *cursor;
+    size_t       i;
+    redisReply  *r, *keys;
+
+    rc = -1;
+    snprintf(pattern, sizeof(pattern), "%s:%s:*", a->cf.store[s].prefix,
+             a->user);
+    keepkey[0] = '\0';
+    if (keep) {
+        hpki_share_key(keepkey, sizeof(keepkey), &a->cf.store[s], a->user,
+                       keep);
+    }
+
+    cursor = strdup("0");
+
+    do {
+        r = redisCommand(a->store[s], "SCAN %s MATCH %s COUNT 500", cursor,
+                         pattern);
+        if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+            if (r) {
+                freeReplyObject(r);
+            }
+            goto done;
+        }
+
+        free(cursor);
+        cursor = strdup(r->element[0]->str);
+        keys = r->element[1];
+
+        for (i = 0; i < keys->elements; i++) {
+            if (strcmp(keys->element[i]->str, keepkey) == 0) {
+                continue;
+            }
+            if (hpki_admin_write(a, a->store[s],
+                                 redisCommand(a->store[s], "DEL %s",
+                                              keys->element[i]->str)) != 0)
+            {
+                freeReplyObject(r);
+                goto done;
+            }
+        }
+
+        freeReplyObject(r);
+
+    } while (cursor && strcmp(cursor, "0") != 0);
+
+    rc = 0;
+
+done:
+
+    free(cursor);
+    return rc;
+}
+
+
+static int
+hpki_admin_key_delete(hpki_admin_t *a)
+{
+    redisReply  *r;
+
+    if (hpki_admin_check_user(a->user) != 0
+        || hpki_admin_connect_public(a) != 0)
+    {
+        return -1;
+    }
+
+    a->store[0] = hpki_redis_store(&a->cf.store[0]);
+    a->store[1] = hpki_redis_store(&a->cf.store[1]);
+
+    if (a->store[0] == NULL || a->store[1] == NULL) {
+        return -1;
+    }
+
+    /* the record first: from here on nothing signs with this key */
+
+    r = redisCommand(a->pub, "DEL hpki:key:%s", a->user);
+    if (hpki_admin_write(a, a->pub, r) != 0
+        || hpki_admin_purge_shares(a, 0, 0) != 0
+        || hpki_admin_purge_shares(a, 1, 0) != 0)
+    {
+        return -1;
+    }
+
+    fprintf(stderr, "hpki-admin: key and shares of \"%s\" deleted\n",
+            a->user);
+    return 0;
+}
+
+
+/*
+ * key refresh: d_A' = d_A + r, d_B' = d_B - r.  Order of writes:
+ * A(v+1), B(v+1), record version = v+1, then old versions deleted.
+ * A crash anywhere leaves either v or v+1 complete and current.
+ */
+
+static int
+hpki_admin_key_refresh(hpki_admin_t *a)
+{
+    int                 rc;
+    char                ver[32];
+    BIGNUM             *da, *db;
+    redisReply         *r;
+    unsigned long       v;
+    hpki_key_record_t   rec;
+
+    rc = -1;
+    da = BN_secure_new();
+    db = BN_secure_new();
+    memset(&rec, 0, sizeof(rec));
+
+    if (da == NULL || db == NULL
+        || hpki_admin_load_record(a, &rec) != 0
+        || hpki_admin_connect_store(a, 0) != 0
+        || hpki_admin_connect_store(a, 1) != 0)
+    {
+        goto done;
+    }
+
+    v = rec.version;
+
+    if (hpki_admin_get_share(a, 0, a->user, v, rec.n, da) != 0
+        || hpki_admin_get_share(a, 1, a->user, v, rec.n, db) != 0
+        || hpki_rsa_refresh(da, db, BN_num_bits(rec.n), a->bn) != 0
+        || hpki_admin_check_shares(a, rec.n, rec.e, da, db) != 0)
+    {
+        goto done;
+    }
+
+    if (hpki_admin_put_share(a, 0, a->user, v + 1, da, rec.n) != 0
+        || hpki_admin_put_share(a, 1, a->user, v + 1, db, rec.n) != 0)
+    {
+        goto done;
+    }
+
+    snprintf(ver, sizeof(ver), "%lu", v + 1);
+    r = redisCommand(a->pub, "HSET hpki:key:%s version %s", a->user, ver);
+    if (hpki_admin_write(a, a->pub, r) != 0) {
+        goto done;
+    }
+
+    if (hpki_admin_purge_shares(a, 0, v + 1) != 0
+        || hpki_admin_purge_shares(a, 1, v + 1) != 0)
+    {
+        goto done;
+    }
+
+    fprintf(stderr, "hpki-admin: shares of \"%s\" refreshed to version "
+            "%lu\n", a->user, v + 1);
+    rc = 0;
+
+done:
+
+    BN_clear_free(da);
+    BN_clear_free(db);
+    hpki_key_record_free(&rec);
+    return rc;
+}
+
+
+static int
+hpki_admin_audit_verify(hpki_admin_t *a)
+{
+    long         n, bad;
+    const char  *path;
+
+    path = a->file ? a->file : a->cf.audit_log;
+    if (path == NULL) {
+        fprintf(stderr, "hpki-admin: no audit_log configured\n");
+        return -1;
+    }
+
+    n = hpki_audit_verify(path, &bad);
+    if (n < 0) {
+        if (bad == 0) {
+            printf("audit: cannot read %s\n", path);
+        } else {
+            printf("audit: chain broken at line %ld of %s\n", bad, path);
+        }
+        return -1;
+    }
+
+    printf("audit: %ld lines, chain ok\n", n);
+    return 0;
+}
+
+
+int
+main(int argc, char **argv)
+{
+    int                  ch, rc;
+    char                *e;
+    const char          *conf, *cmd, *sub;
+    static hpki_admin_t  a;
+
+    static const struct option  longopts[] = {
+        { "id", required_argument, NULL, 'i' },
+        { "user", required_argument, NULL, 'u' },
+        { "cert", required_argument, NULL, 'C' },
+        { "chain", required_argument, NULL, 'H' },
+        { "name", required_argument, NULL, 'n' },
+        { "key", required_argument, NULL, 'k' },
+        { "bits", required_argument, NULL, 'b' },
+        { "subject", required_argument, NULL, 's' },
+        { "csr-out", required_argument, NULL, 'o' },
+        { "file", required_argument, NULL, 'f' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 }
+    };
+
+    hpki_log_role = "hpki-admin";
+    conf = hpki_conf_default_file();
+    a.bits = 2048;
+
+    /* global options come before the command */
+
+    while (argc > 1 && strcmp(argv[1], "-c") == 0 && argc > 2) {
+        conf = argv[2];
+        argc -= 2;
+        argv += 2;
+    }
+
+    if (argc < 2 || strcmp(argv[1], "-h") == 0
+        || strcmp(argv[1], "--help") == 0)
+    {
+        hpki_admin_usage();
+        return argc < 2 ? 2 : 0;
+    }
+
+    cmd = argv[1];
+    sub = (argc > 2 && argv[2][0] != '-') ? argv[2] : "";
+    optind = sub[0] ? 3 : 2;
+
+    while ((ch = getopt_long(argc, argv, "c:", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'c': conf = optarg; break;
+        case 'i': a.id = optarg; break;
+        case 'u': a.user = optarg; break;
+        case 'C': a.cert = optarg; break;
+        case 'H': a.chain = optarg; break;
+        case 'n': a.name = optarg; break;
+        case 'k': a.key = optarg; break;
+        case 's': a.subject = optarg; break;
+        case 'o': a.csr_out = optarg; break;
+        case 'f': a.file = optarg; break;
+        case 'b': a.bits = atoi(optarg); break;
+        default:
+            hpki_admin_usage();
+            return 2;
+        }
+    }
+
+    if (optind != argc) {
+        hpki_admin_usage();
+        return 2;
+    }
+
+    hpki_harden_process();
+
+    if (hpki_conf_load(&a.cf, conf) != 0) {
+        return 1;
+    }
+
+    hpki_log_level = a.cf.log_level < HPKI_LOG_WARN ? a.cf.log_level
+                                                    : HPKI_LOG_WARN;
+
+    if (CRYPTO_secure_malloc_init(1 << 16, 32) != 1) {
+        hpki_log(HPKI_LOG_WARN, "no secure heap");
+    }
+
+    e = getenv("HPKI_ADMIN_CRASH_AFTER");
+    a.crash_after = e ? atoi(e) : 0;
+    a.bn = BN_CTX_secure_new();
+
+    rc = -2;
+
+    if (strcmp(cmd, "user") == 0) {
+        if (strcmp(sub, "add") == 0) {
+            rc = hpki_admin_user(&a, 1);
+        } else if (strcmp(sub, "link-cert") == 0) {
+            rc = hpki_admin_user(&a, 0);
+        }
+
+    } else if (strcmp(cmd, "key") == 0) {
+        if (strcmp(sub, "generate") == 0) {
+            rc = hpki_admin_key_create(&a, 0);
+        } else if (strcmp(sub, "import") == 0) {
+            rc = hpki_admin_key_create(&a, 1);
+        } else if (strcmp(sub, "show") == 0) {
+            rc = hpki_admin_key_show(&a);
+        } else if (strcmp(sub, "list") == 0) {
+            rc = hpki_admin_key_list(&a);
+        } else if (strcmp(sub, "revoke") == 0) {
+            rc = hpki_admin_key_revoke(&a);
+        } else if (strcmp(sub, "delete") == 0) {
+            rc = hpki_admin_key_delete(&a);
+        } else if (strcmp(sub, "refresh") == 0) {
+            rc = hpki_admin_key_refresh(&a);
+        }
+
+    } else if (strcmp(cmd, "cert") == 0) {
+        if (strcmp(sub, "install") == 0) {
+            rc = hpki_admin_cert_install(&a);
+        }
+
+    } else if (strcmp(cmd, "audit") == 0) {
+        if (strcmp(sub, "verify") == 0) {
+            rc = hpki_admin_audit_verify(&a);
+        }
+    }
+
+    if (rc == -2) {
+        hpki_admin_usage();
+        return 2;
+    }
+
+    if (a.kek[0]) {
+        OPENSSL_secure_clear_free(a.kek[0], HPKI_KEK_LEN);
+    }
+    if (a.kek[1]) {
+        OPENSSL_secure_clear_free(a.kek[1], HPKI_KEK_LEN);
+    }
+
+    return rc == 0 ? 0 : 1;
+}

@@ -1,0 +1,1527 @@
+/*
+ * hpki-signd: the two-share RSA signing daemon (combiner process).
+ *
+ * The combiner owns the unix socket and a poll() loop.  For each SIGN
+ * request it checks the token, reads the public key record, pads and
+ * blinds every digest, and hands one job per digest to a share-A worker
+ * and one to a share-B worker at the same time.  When both partials are
+ * back it multiplies them, unblinds, checks s^e == EM with the public key
+ * and only then replies.  Share workers are separate exec'd processes
+ * (hpki_signd_worker.c); the combiner never opens a KEK.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+#include <openssl/crypto.h>
+
+#include "hpki_core.h"
+#include "hpki_conf.h"
+#include "hpki_frame.h"
+#include "hpki_rsa.h"
+#include "hpki_store.h"
+#include "hpki_token.h"
+#include "hpki_audit.h"
+#include "hpki_signd.h"
+
+
+#define HPKI_SIGND_MAX_CONNS        1024
+#define HPKI_SIGND_MAX_WORKERS      64
+#define HPKI_SIGND_REQUEST_TIMEOUT  30000       /* ms */
+#define HPKI_SIGND_DRAIN_TIMEOUT    30000       /* ms */
+#define HPKI_SIGND_RESPAWN_DELAY    1000        /* ms */
+#define HPKI_SIGND_REQID_MAX        128
+
+
+typedef struct hpki_signd_conn_s    hpki_signd_conn_t;
+typedef struct hpki_signd_req_s     hpki_signd_req_t;
+typedef struct hpki_signd_job_s     hpki_signd_job_t;
+typedef struct hpki_signd_worker_s  hpki_signd_worker_t;
+
+
+struct hpki_signd_job_s {
+    hpki_signd_req_t       *req;
+    hpki_signd_job_t       *next;
+    uint32_t                id;
+    int                     index;          /* digest */
+    int                     share;          /* 0: A, 1: B */
+};
+
+
+struct hpki_signd_req_s {
+    hpki_signd_conn_t      *conn;           /* NULL once detached */
+    int                     ndigests;
+    int                     pending;        /* jobs not yet answered */
+    int                     error;          /* first error code */
+    const char             *message;
+    int                     hash_alg;
+    int                     sig_alg;
+    size_t                  dlen;
+    int                     k;              /* modulus bytes */
+    uint64_t                deadline;
+    RSA                    *pub;
+    hpki_key_record_t       rec;
+    char                    user[HPKI_USER_MAX + 1];
+    char                    jti[HPKI_JTI_MAX + 1];
+    char                    request_id[HPKI_SIGND_REQID_MAX + 1];
+    u_char                 *token;
+    size_t                  token_len;
+    u_char                  digest[HPKI_DIGESTS_MAX][64];
+    u_char                 *em[HPKI_DIGESTS_MAX];
+    BIGNUM                 *x[HPKI_DIGESTS_MAX];
+    BIGNUM                 *rinv[HPKI_DIGESTS_MAX];
+    BIGNUM                 *y[2][HPKI_DIGESTS_MAX];
+    hpki_signd_job_t        jobs[2 * HPKI_DIGESTS_MAX];
+};
+
+
+struct hpki_signd_conn_s {
+    int                     fd;
+    hpki_buf_t              in;
+    hpki_buf_t              out;
+    hpki_signd_req_t       *req;
+    hpki_signd_conn_t      *next;
+    hpki_signd_conn_t      *prev;
+    unsigned                eof:1;
+    unsigned                closing:1;      /* close once out is flushed */
+};
+
+
+struct hpki_signd_worker_s {
+    int                     share;
+    int                     slot;
+    pid_t                   pid;
+    int                     fd;
+    hpki_signd_job_t       *job;
+    hpki_buf_t              in;
+    uint64_t                spawned;
+    uint64_t                respawn_at;     /* 0: running */
+};
+
+
+typedef struct {
+    hpki_conf_t            *cf;
+    char                    exe[PATH_MAX];
+    char                    conf_path[PATH_MAX];
+    int                     listen_fd;
+    int                     signal_fd;
+    int                     nworkers;
+    int                     stopping;
+    uint64_t                stop_deadline;
+    uint32_t                next_job;
+    int                     nconns;
+    hpki_signd_conn_t      *conns;
+    hpki_signd_worker_t     workers[2][HPKI_SIGND_MAX_WORKERS];
+    hpki_signd_job_t       *queue_head[2];
+    hpki_signd_job_t       *queue_tail[2];
+    hpki_token_ctx_t        token;
+    hpki_audit_t            audit;
+    redisContext           *redis;
+    BN_CTX                 *bn;
+    hpki_frame_t            frame;
+} hpki_signd_t;
+
+
+static hpki_signd_t  hpki_signd;
+
+
+static uint64_t hpki_signd_now(void);
+static int hpki_signd_check_kek(const char *path);
+static int hpki_signd_listen(hpki_signd_t *sd);
+static int hpki_signd_spawn(hpki_signd_t *sd, hpki_signd_worker_t *w);
+static void hpki_signd_worker_gone(hpki_signd_t *sd, hpki_signd_worker_t *w);
+static void hpki_signd_worker_read(hpki_signd_t *sd, hpki_signd_worker_t *w);
+static void hpki_signd_dispatch(hpki_signd_t *sd, int share);
+static void hpki_signd_accept(hpki_signd_t *sd);
+static void hpki_signd_conn_read(hpki_signd_t *sd, hpki_signd_conn_t *c);
+static void hpki_signd_conn_write(hpki_signd_t *sd, hpki_signd_conn_t *c);
+static void hpki_signd_conn_close(hpki_signd_t *sd, hpki_signd_conn_t *c);
+static void hpki_signd_conn_process(hpki_signd_t *sd, hpki_signd_conn_t *c);
+static void hpki_signd_sign(hpki_signd_t *sd, hpki_signd_conn_t *c,
+    hpki_frame_t *f);
+static void hpki_signd_job_done(hpki_signd_t *sd, hpki_signd_job_t *job,
+    int code, const u_char *val, size_t len);
+static void hpki_signd_finish(hpki_signd_t *sd, hpki_signd_req_t *req);
+static void hpki_signd_reply_error(hpki_signd_conn_t *c, int code,
+    const char *msg);
+static void hpki_signd_audit(hpki_signd_t *sd, hpki_signd_req_t *req,
+    const char *result);
+static void hpki_signd_req_free(hpki_signd_req_t *req);
+static void hpki_signd_signals(hpki_signd_t *sd);
+static void hpki_signd_timers(hpki_signd_t *sd);
+
+
+static uint64_t
+hpki_signd_now(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+
+static void
+hpki_signd_usage(void)
+{
+    fprintf(stderr, "usage: hpki-signd [-c FILE] [-t]\n"
+            "  -c FILE  configuration (default $HPKI_SIGND_CONF or "
+            "/etc/hpki/hpki-signd.conf)\n"
+            "  -t       check the configuration and exit\n");
+}
+
+
+int
+main(int argc, char **argv)
+{
+    int                   ch, test, share, i, s, nfds, idx, rc;
+    long                  ncpu;
+    ssize_t               n;
+    sigset_t              mask;
+    uint64_t              now, wait;
+    const char           *file, *worker;
+    hpki_signd_t         *sd;
+    hpki_signd_conn_t    *c, *next;
+    hpki_signd_worker_t  *w;
+    static hpki_conf_t    cf;
+    static struct pollfd  pfd[2 + 2 * HPKI_SIGND_MAX_WORKERS
+                              + HPKI_SIGND_MAX_CONNS];
+    static void          *ptr[2 + 2 * HPKI_SIGND_MAX_WORKERS
+                              + HPKI_SIGND_MAX_CONNS];
+
+    static const struct option  longopts[] = {
+        { "worker", required_argument, NULL, 'W' },
+        { NULL, 0, NULL, 0 }
+    };
+
+    sd = &hpki_signd;
+    file = hpki_conf_default_file();
+    worker = NULL;
+    test = 0;
+    hpki_log_role = "signd";
+
+    while ((ch = getopt_long(argc, argv, "c:th", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'c':
+            file = optarg;
+            break;
+        case 't':
+            test = 1;
+            break;
+        case 'W':
+            worker = optarg;
+            break;
+        default:
+            hpki_signd_usage();
+            return 1;
+        }
+    }
+
+    if (hpki_conf_load(&cf, file) != 0) {
+        return 1;
+    }
+
+    hpki_log_level = cf.log_level;
+
+    if (worker != NULL) {
+        share = strcmp(worker, "a") == 0 ? 0 : strcmp(worker, "b") == 0 ? 1
+                                                                         : -1;
+        if (share < 0) {
+            return 1;
+        }
+        return hpki_signd_worker_main(&cf, share);
+    }
+
+    /* combiner */
+
+    memset(sd, 0, sizeof(*sd));
+    sd->cf = &cf;
+    sd->listen_fd = -1;
+    sd->audit.fd = -1;
+
+    hpki_harden_process();
+
+    for (i = 0; i < 2; i++) {
+        if (cf.store[i].kek == NULL || cf.store[i].redis == NULL) {
+            hpki_log(HPKI_LOG_ERROR, "store_%c_redis and store_%c_kek are "
+                     "required", 'a' + i, 'a' + i);
+            return 1;
+        }
+        if (hpki_signd_check_kek(cf.store[i].kek) != 0) {
+            return 1;
+        }
+    }
+
+    if (hpki_token_init(&sd->token, &cf) != 0) {
+        return 1;
+    }
+
+    if (cf.audit_log == NULL) {
+        hpki_log(HPKI_LOG_ERROR, "audit_log is required");
+        return 1;
+    }
+
+    if (test) {
+        fprintf(stderr, "hpki-signd: configuration %s is ok\n", file);
+        return 0;
+    }
+
+    if (hpki_audit_open(&sd->audit, cf.audit_log) != 0) {
+        return 1;
+    }
+
+    n = readlink("/proc/self/exe", sd->exe, sizeof(sd->exe) - 1);
+    if (n <= 0 || realpath(file, sd->conf_path) == NULL) {
+        hpki_log(HPKI_LOG_ERROR, "cannot resolve own path or config path");
+        return 1;
+    }
+    sd->exe[n] = '\0';
+
+    ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    sd->nworkers = cf.workers ? cf.workers : (ncpu > 0 ? (int) ncpu : 1);
+    if (sd->nworkers > HPKI_SIGND_MAX_WORKERS) {
+        sd->nworkers = HPKI_SIGND_MAX_WORKERS;
+    }
+
+    sd->bn = BN_CTX_new();
+    if (sd->bn == NULL) {
+        return 1;
+    }
+
+    /* SIGCHLD, SIGTERM, SIGINT via signalfd; workers get a clean mask */
+
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGCHLD);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    sd->signal_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (sd->signal_fd == -1) {
+        hpki_log(HPKI_LOG_ERROR, "signalfd: %s", strerror(errno));
+        return 1;
+    }
+
+    if (hpki_signd_listen(sd) != 0) {
+        return 1;
+    }
+
+    for (s = 0; s < 2; s++) {
+        for (i = 0; i < sd->nworkers; i++) {
+            w = &sd->workers[s][i];
+            w->share = s;
+            w->slot = i;
+            w->fd = -1;
+            if (hpki_signd_spawn(sd, w) != 0) {
+                return 1;
+            }
+        }
+    }
+
+    if (cf.pid_file != NULL) {
+        FILE  *fp = fopen(cf.pid_file, "we");
+        if (fp == NULL) {
+            hpki_log(HPKI_LOG_ERROR, "cannot write pid_file \"%s\"",
+                     cf.pid_file);
+            return 1;
+        }
+        fprintf(fp, "%d\n", (int) getpid());
+        fclose(fp);
+    }
+
+    hpki_log(HPKI_LOG_INFO, "listening on %s, %d worker(s) per share",
+             cf.listen, sd->nworkers);
+
+    for ( ;; ) {
+        now = hpki_signd_now();
+
+        if (sd->stopping) {
+            if (sd->conns == NULL || now >= sd->stop_deadline) {
+                break;
+            }
+        }
+
+        nfds = 0;
+
+        if (sd->listen_fd != -1) {
+            pfd[nfds].fd = sd->listen_fd;
+            pfd[nfds].events = POLLIN;
+            ptr[nfds++] = NULL;
+        }
+
+        pfd[nfds].fd = sd->signal_fd;
+        pfd[nfds].events = POLLIN;
+        ptr[nfds++] = &sd->signal_fd;
+
+        wait = 1000;
+
+        for (s = 0; s < 2; s++) {
+            for (i = 0; i < sd->nworkers; i++) {
+                w = &sd->workers[s][i];
+                if (w->fd != -1) {
+                    pfd[nfds].fd = w->fd;
+                    pfd[nfds].events = POLLIN;
+                    ptr[nfds++] = w;
+                } else if (w->respawn_at > now && w->respawn_at - now < wait)
+                {
+                    wait = w->respawn_at - now;
+                }
+            }
+        }
+
+        for (c = sd->conns; c; c = c->next) {
+            pfd[nfds].fd = c->fd;
+            pfd[nfds].events = 0;
+            if (c->req == NULL && !c->eof && !c->closing) {
+                pfd[nfds].events |= POLLIN;
+            }
+            if (c->out.len > 0) {
+                pfd[nfds].events |= POLLOUT;
+            }
+            if (pfd[nfds].events == 0) {
+                pfd[nfds].fd = -1;      /* busy: do not spin on POLLHUP */
+            }
+            ptr[nfds++] = c;
+        }
+
+        rc = poll(pfd, nfds, (int) wait);
+        if (rc < 0 && errno != EINTR) {
+            hpki_log(HPKI_LOG_ERROR, "poll: %s", strerror(errno));
+            break;
+        }
+
+        for (idx = 0; rc > 0 && idx < nfds; idx++) {
+            if (pfd[idx].revents == 0) {
+                continue;
+            }
+
+            if (ptr[idx] == NULL) {
+                if (sd->listen_fd != -1) {
+                    hpki_signd_accept(sd);
+                }
+                continue;
+            }
+
+            if (ptr[idx] == &sd->signal_fd) {
+                hpki_signd_signals(sd);
+                continue;
+            }
+
+            if ((hpki_signd_worker_t *) ptr[idx] >= &sd->workers[0][0]
+                && (hpki_signd_worker_t *) ptr[idx]
+                   <= &sd->workers[1][HPKI_SIGND_MAX_WORKERS - 1])
+            {
+                w = ptr[idx];
+                if (w->fd == pfd[idx].fd) {
+                    hpki_signd_worker_read(sd, w);
+                }
+                continue;
+            }
+
+            c = ptr[idx];
+
+            if (pfd[idx].revents & (POLLIN | POLLHUP | POLLERR)) {
+                hpki_signd_conn_read(sd, c);
+                /* c may be gone: it is only used via the list below */
+            }
+        }
+
+        /* flush, close finished connections */
+
+        for (c = sd->conns; c; c = next) {
+            next = c->next;
+
+            if (c->req == NULL && c->in.len > 0 && !c->closing) {
+                hpki_signd_conn_process(sd, c);     /* pipelined requests */
+            }
+
+            if (c->out.len > 0) {
+                hpki_signd_conn_write(sd, c);
+            }
+
+            if (c->out.len == 0 && c->req == NULL
+                && (c->closing || c->eof || sd->stopping))
+            {
+                hpki_signd_conn_close(sd, c);
+            }
+        }
+
+        hpki_signd_timers(sd);
+    }
+
+    hpki_log(HPKI_LOG_INFO, "exiting");
+
+    for (s = 0; s < 2; s++) {
+        for (i = 0; i < sd->nworkers; i++) {
+            w = &sd->workers[s][i];
+            if (w->pid > 0) {
+                kill(w->pid, SIGTERM);
+            }
+        }
+    }
+
+    for (s = 0; s < 2; s++) {
+        for (i = 0; i < sd->nworkers; i++) {
+            w = &sd->workers[s][i];
+            if (w->pid > 0) {
+                waitpid(w->pid, NULL, 0);
+            }
+        }
+    }
+
+    if (cf.pid_file != NULL) {
+        unlink(cf.pid_file);
+    }
+
+    hpki_audit_close(&sd->audit);
+    return 0;
+}
+
+
+/* the combiner only stat()s the KEKs: a bad mode refuses to start */
+
+static int
+hpki_signd_check_kek(const char *path)
+{
+    struct stat  st;
+
+    if (stat(path, &st) != 0) {
+        hpki_log(HPKI_LOG_ERROR, "KEK \"%s\": %s", path, strerror(errno));
+        return -1;
+    }
+
+    if (!S_ISREG(st.st_mode) || (st.st_mode & 07777) != 0600
+        || st.st_size != HPKI_KEK_LEN)
+    {
+        hpki_log(HPKI_LOG_ERROR, "KEK \"%s\" must be a regular file of %d "
+                 "bytes with mode 0600", path, HPKI_KEK_LEN);
+        return -1;
+    }
+
+    return 0;
+}
+
+
+static int
+hpki_signd_listen(hpki_signd_t *sd)
+{
+    int                 fd;
+    struct sockaddr_un  sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+
+    if (strlen(sd->cf->listen) >= sizeof(sa.sun_path)) {
+        hpki_log(HPKI_LOG_ERROR, "listen path too long");
+        return -1;
+    }
+
+    strcpy(sa.sun_path, sd->cf->listen);
+
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd == -1) {
+        hpki_log(HPKI_LOG_ERROR, "socket: %s", strerror(errno));
+        return -1;
+    }
+
+    unlink(sa.sun_path);
+
+    if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) != 0
+        || chmod(sa.sun_path, sd->cf->socket_mode) != 0
+        || listen(fd, 128) != 0)
+    {
+        hpki_log(HPKI_LOG_ERROR, "listen on %s: %s", sa.sun_path,
+                 strerror(errno));
+        close(fd);
+        return -1;
+    }
+
+    sd->listen_fd = fd;
+    return 0;
+}
+
+
+static int
+hpki_signd_spawn(hpki_signd_t *sd, hpki_signd_worker_t *w)
+{
+    int        sv[2];
+    pid_t      pid;
+    sigset_t   empty;
+    char      *args[6];
+
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+        hpki_log(HPKI_LOG_ERROR, "socketpair: %s", strerror(errno));
+        return -1;
+    }
+
+    pid = fork();
+    if (pid == -1) {
+        hpki_log(HPKI_LOG_ERROR, "fork: %s", strerror(errno));
+        close(sv[0]);
+        close(sv[1]);
+        return -1;
+    }
+
+    if (pid == 0) {
+        sigemptyset(&empty);
+        sigprocmask(SIG_SETMASK, &empty, NULL);
+        signal(SIGPIPE, SIG_DFL);
+
+        if (dup2(sv[1], HPKI_SIGND_WORKER_FD) == -1) {
+            _exit(2);
+        }
+
+        args[0] = "hpki-signd";
+        args[1] = "-c";
+        args[2] = sd->conf_path;
+        args[3] = "--worker";
+        args[4] = w->share == 0 ? "a" : "b";
+        args[5] = NULL;
+
+        execv(sd->exe, args);
+        _exit(2);
+    }
+
+    close(sv[1]);
+    fcntl(sv[0], F_SETFL, O_NONBLOCK);
+
+    w->pid = pid;
+    w->fd = sv[0];
+    w->job = NULL;
+    w->in.len = 0;
+    w->spawned = hpki_signd_now();
+    w->respawn_at = 0;
+
+    hpki_log(HPKI_LOG_INFO, "share-%c worker %d started, pid %d",
+             'a' + w->share, w->slot, (int) pid);
+
+    hpki_signd_dispatch(sd, w->share);
+    return 0;
+}
+
+
+/* the worker's socket closed (it died or misbehaved) */
+
+static void
+hpki_signd_worker_gone(hpki_signd_t *sd, hpki_signd_worker_t *w)
+{
+    uint64_t           now;
+    hpki_signd_job_t  *job;
+
+    if (w->fd != -1) {
+        close(w->fd);
+        w->fd = -1;
+    }
+
+    if (w->pid > 0) {
+        kill(w->pid, SIGKILL);
+    }
+
+    now = hpki_signd_now();
+    w->respawn_at = now - w->spawned < HPKI_SIGND_RESPAWN_DELAY
+                    ? now + HPKI_SIGND_RESPAWN_DELAY : now;
+
+    hpki_log(HPKI_LOG_ERROR, "share-%c worker %d (pid %d) is gone%s",
+             'a' + w->share, w->slot, (int) w->pid,
+             w->job ? ", failing its request" : "");
+
+    job = w->job;
+    w->job = NULL;
+
+    if (job != NULL) {
+        hpki_signd_job_done(sd, job, HPKI_E_UNAVAILABLE, NULL, 0);
+    }
+}
+
+
+static void
+hpki_signd_worker_read(hpki_signd_t *sd, hpki_signd_worker_t *w)
+{
+    int                  rc, code;
+    ssize_t              n;
+    uint32_t             id;
+    hpki_frame_t        *f;
+    hpki_signd_job_t    *job;
+    const hpki_field_t  *fj, *fc, *fv;
+
+    f = &sd->frame;
+
+    for ( ;; ) {
+        if (hpki_buf_reserve(&w->in, 4096) != 0) {
+            hpki_signd_worker_gone(sd, w);
+            return;
+        }
+
+        n = read(w->fd, w->in.data + w->in.len, 4096);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0 && errno == EAGAIN) {
+            break;
+        }
+        if (n <= 0) {
+            hpki_signd_worker_gone(sd, w);
+            return;
+        }
+        w->in.len += n;
+    }
+
+    for ( ;; ) {
+        rc = hpki_frame_decode(w->in.data, w->in.len, f);
+        if (rc == HPKI_FRAME_AGAIN) {
+            break;
+        }
+
+        fj = rc == HPKI_FRAME_OK ? hpki_frame_field(f, HPKI_TAG_JOB) : NULL;
+        id = (fj && fj->len == 4) ? hpki_get_u32(fj->data) : 0;
+        job = w->job;
+
+        if (fj == NULL || job == NULL || job->id != id) {
+            hpki_log(HPKI_LOG_ERROR, "share-%c worker %d: unexpected reply",
+                     'a' + w->share, w->slot);
+            hpki_signd_worker_gone(sd, w);
+            return;
+        }
+
+        w->job = NULL;
+
+        if (f->type == HPKI_T_PARTIAL_OK
+            && (fv = hpki_frame_field(f, HPKI_TAG_VALUE)) != NULL)
+        {
+            hpki_signd_job_done(sd, job, 0, fv->data, fv->len);
+
+        } else {
+            fc = hpki_frame_field(f, HPKI_TAG_CODE);
+            code = (fc && fc->len == 2) ? (fc->data[0] << 8 | fc->data[1])
+                                        : HPKI_E_INTERNAL;
+            hpki_signd_job_done(sd, job, code ? code : HPKI_E_INTERNAL,
+                                NULL, 0);
+        }
+
+        hpki_buf_consume(&w->in, f->size);
+    }
+
+    hpki_signd_dispatch(sd, w->share);
+}
+
+
+/* hands queued jobs of one share to idle workers */
+
+static void
+hpki_signd_dispatch(hpki_signd_t *sd, int share)
+{
+    int                   i;
+    size_t                start, off;
+    ssize_t               n;
+    u_char                nbuf[HPKI_RSA_MAX_BYTES], xbuf[HPKI_RSA_MAX_BYTES];
+    hpki_buf_t            out = { NULL, 0, 0 };
+    const BIGNUM         *bn_n;
+    hpki_signd_job_t     *job;
+    hpki_signd_req_t     *req;
+    hpki_signd_worker_t  *w;
+
+    for (i = 0; i < sd->nworkers && sd->queue_head[share] != NULL; i++) {
+        w = &sd->workers[share][i];
+        if (w->fd == -1 || w->job != NULL) {
+            continue;
+        }
+
+        job = sd->queue_head[share];
+        sd->queue_head[share] = job->next;
+        if (job->next == NULL) {
+            sd->queue_tail[share] = NULL;
+        }
+        job->next = NULL;
+        req = job->req;
+
+        if (req->conn == NULL || req->error) {
+            hpki_signd_job_done(sd, job, HPKI_E_UNAVAILABLE, NULL, 0);
+            i--;
+            continue;
+        }
+
+        RSA_get0_key(req->pub, &bn_n, NULL, NULL);
+
+        out.len = 0;
+        start = hpki_frame_begin(&out, HPKI_T_PARTIAL);
+        hpki_frame_add_u32(&out, HPKI_TAG_JOB, job->id);
+        hpki_frame_add(&out, HPKI_TAG_USER, req->user, strlen(req->user));
+        hpki_frame_add_u32(&out, HPKI_TAG_VERSION,
+                           (uint32_t) req->rec.version);
+        hpki_frame_add(&out, HPKI_TAG_TOKEN, req->token, req->token_len);
+        BN_bn2binpad(bn_n, nbuf, req->k);
+        BN_bn2binpad(req->x[job->index], xbuf, req->k);
+        hpki_frame_add(&out, HPKI_TAG_MODULUS, nbuf, req->k);
+        hpki_frame_add(&out, HPKI_TAG_VALUE, xbuf, req->k);
+
+        if (hpki_frame_end(&out, start) != 0) {
+            hpki_signd_job_done(sd, job, HPKI_E_INTERNAL, NULL, 0);
+            i--;
+            continue;
+        }
+
+        w->job = job;
+
+        /* the worker is idle: its socket buffer takes the whole frame */
+
+        for (off = 0; off < out.len; off += n) {
+            n = write(w->fd, out.data + off, out.len - off);
+            if (n < 0 && errno == EINTR) {
+                n = 0;
+                continue;
+            }
+            if (n <= 0) {
+                hpki_signd_worker_gone(sd, w);
+                break;
+            }
+        }
+    }
+
+    hpki_buf_free(&out);
+}
+
+
+static void
+hpki_signd_accept(hpki_signd_t *sd)
+{
+    int                 fd, i, ok;
+    socklen_t           len;
+    struct ucred        cred;
+    hpki_signd_conn_t  *c;
+    hpki_buf_t          b = { NULL, 0, 0 };
+
+    for ( ;; ) {
+        fd = accept4(sd->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd == -1) {
+            if (errno != EAGAIN && errno != EINTR) {
+                hpki_log(HPKI_LOG_WARN, "accept: %s", strerror(errno));
+            }
+            return;
+        }
+
+        len = sizeof(cred);
+        ok = 0;
+
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+            for (i = 0; i < sd->cf->nallow_uid; i++) {
+                if (sd->cf->allow_uid[i] == cred.uid) {
+                    ok = 1;
+                }
+            }
+        }
+
+        if (!ok || sd->nconns >= HPKI_SIGND_MAX_CONNS) {
+            hpki_log(HPKI_LOG_WARN, "connection refused: %s",
+                     ok ? "too many connections" : "peer uid not allowed");
+            b.len = 0;
+            hpki_frame_error(&b, ok ? HPKI_E_UNAVAILABLE : HPKI_E_FORBIDDEN,
+                             ok ? "too many connections"
+                                : "peer not allowed");
+            if (write(fd, b.data, b.len) < 0) {
+                /* ignore */
+            }
+            close(fd);
+            continue;
+        }
+
+        c = calloc(1, sizeof(hpki_signd_conn_t));
+        if (c == NULL) {
+            close(fd);
+            continue;
+        }
+
+        c->fd = fd;
+        c->next = sd->conns;
+        if (sd->conns) {
+            sd->conns->prev = c;
+        }
+        sd->conns = c;
+        sd->nconns++;
+    }
+
+    hpki_buf_free(&b);
+}
+
+
+static void
+hpki_signd_conn_close(hpki_signd_t *sd, hpki_signd_conn_t *c)
+{
+    if (c->req != NULL) {
+        c->req->conn = NULL;        /* freed when its last job returns */
+        c->req = NULL;
+    }
+
+    if (c->prev) {
+        c->prev->next = c->next;
+    } else {
+        sd->conns = c->next;
+    }
+
+    if (c->next) {
+        c->next->prev = c->prev;
+    }
+
+    close(c->fd);
+    hpki_buf_free(&c->in);
+    hpki_buf_free(&c->out);
+    free(c);
+    sd->nconns--;
+}
+
+
+static void
+hpki_signd_conn_read(hpki_signd_t *sd, hpki_signd_conn_t *c)
+{
+    ssize_t  n;
+
+    for ( ;; ) {
+        if (c->eof || c->closing || c->req != NULL) {
+            break;
+        }
+
+        /* never buffer more than one maximal frame plus a little */
+
+        if (c->in.len >= HPKI_FRAME_HDR + HPKI_FRAME_MAX + 4096) {
+            break;
+        }
+
+        if (hpki_buf_reserve(&c->in, 16384) != 0) {
+            c->closing = 1;
+            break;
+        }
+
+        n = read(c->fd, c->in.data + c->in.len, 16384);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0 && errno == EAGAIN) {
+            break;
+        }
+        if (n < 0) {
+            c->eof = 1;
+            c->in.len = 0;
+            break;
+        }
+        if (n == 0) {
+            c->eof = 1;
+            break;
+        }
+
+        c->in.len += n;
+        hpki_signd_conn_process(sd, c);
+    }
+
+    hpki_signd_conn_process(sd, c);
+}
+
+
+/* handles complete frames, one request at a time */
+
+static void
+hpki_signd_conn_process(hpki_signd_t *sd, hpki_signd_conn_t *c)
+{
+    int            rc;
+    size_t         start;
+    hpki_frame_t  *f;
+
+    f = &sd->frame;
+
+    while (c->req == NULL && !c->closing && c->in.len > 0) {
+        rc = hpki_frame_decode(c->in.data, c->in.len, f);
+
+        if (rc == HPKI_FRAME_AGAIN) {
+            if (c->eof) {
+                /* a truncated frame: still one reply */
+                hpki_signd_reply_error(c, HPKI_E_BAD_FRAME,
+                                       "truncated frame");
+                c->closing = 1;
+            }
+            return;
+        }
+
+        if (rc == HPKI_FRAME_BAD) {
+            hpki_log(HPKI_LOG_INFO, "bad frame, closing the connection");
+            hpki_signd_reply_error(c, HPKI_E_BAD_FRAME, "bad frame");
+            c->closing = 1;
+            c->in.len = 0;
+            return;
+        }
+
+        switch (f->type) {
+
+        case HPKI_T_PING:
+            start = hpki_frame_begin(&c->out, HPKI_T_PONG);
+            hpki_frame_end(&c->out, start);
+            break;
+
+        case HPKI_T_SIGN:
+            if (sd->stopping) {
+                hpki_signd_reply_error(c, HPKI_E_UNAVAILABLE,
+                                       "shutting down");
+                break;
+            }
+            hpki_signd_sign(sd, c, f);
+            break;
+
+        default:
+            hpki_signd_reply_error(c, HPKI_E_BAD_REQUEST,
+                                   "unknown request type");
+        }
+
+        hpki_buf_consume(&c->in, f->size);
+    }
+}
+
+
+static void
+hpki_signd_conn_write(hpki_signd_t *sd, hpki_signd_conn_t *c)
+{
+    ssize_t  n;
+
+    (void) sd;
+
+    while (c->out.len > 0) {
+        n = write(c->fd, c->out.data, c->out.len);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0 && errno == EAGAIN) {
+            return;
+        }
+        if (n <= 0) {
+            c->out.len = 0;
+            c->closing = 1;
+            return;
+        }
+        hpki_buf_consume(&c->out, n);
+    }
+}
+
+
+static void
+hpki_signd_reply_error(hpki_signd_conn_t *c, int code, const char *msg)
+{
+    hpki_frame_error(&c->out, (uint16_t) code, msg);
+}
+
+
+/* field parsing and authorisation; on success jobs are queued */
+
+static void
+hpki_signd_sign(hpki_signd_t *sd, hpki_signd_conn_t *c, hpki_frame_t *f)
+{
+    int                  i, j, code, rc, nbits;
+    size_t               d;
+    const char          *msg;
+    hpki_signd_req_t    *req;
+    const hpki_field_t  *fld;
+
+    code = HPKI_E_BAD_REQUEST;
+    msg = "bad request";
+
+    req = calloc(1, sizeof(hpki_signd_req_t));
+    if (req == NULL) {
+        hpki_signd_reply_error(c, HPKI_E_INTERNAL, "out of memory");
+        return;
+    }
+
+    req->conn = c;
+
+    if (f->overflow) {
+        msg = "too many fields";
+        goto failed;
+    }
+
+    for (i = 0; i < (int) f->nfields; i++) {
+        fld = &f->fields[i];
+
+        switch (fld->tag) {
+
+        case HPKI_TAG_TOKEN:
+            if (req->token != NULL) {
+                goto failed;
+            }
+            req->token = malloc(fld->len ? fld->len : 1);
+            if (req->token == NULL) {
+                goto failed;
+            }
+            memcpy(req->token, fld->data, fld->len);
+            req->token_len = fld->len;
+            break;
+
+        case HPKI_TAG_USER:
+            if (!hpki_user_valid((char *) fld->data, fld->len)) {
+                msg = "bad user id";
+                goto failed;
+            }
+            memcpy(req->user, fld->data, fld->len);
+            req->user[fld->len] = '\0';
+            break;
+
+        case HPKI_TAG_HASH_ALG:
+            if (fld->len != 1) {
+                goto failed;
+            }
+            req->hash_alg = fld->data[0];
+            break;
+
+        case HPKI_TAG_SIG_ALG:
+            if (fld->len != 1) {
+                goto failed;
+            }
+            req->sig_alg = fld->data[0];
+            break;
+
+        case HPKI_TAG_DIGEST:
+            if (req->ndigests == HPKI_DIGESTS_MAX) {
+                msg = "too many digests";
+                goto failed;
+            }
+            if (fld->len > 64) {
+                msg = "bad digest length";
+                goto failed;
+            }
+            if (req->ndigests > 0 && fld->len != req->dlen) {
+                msg = "bad digest length";
+                goto failed;
+            }
+            req->dlen = fld->len;
+            memcpy(req->digest[req->ndigests++], fld->data, fld->len);
+            break;
+
+        case HPKI_TAG_REQUEST_ID:
+            for (j = 0; j < fld->len && j < HPKI_SIGND_REQID_MAX; j++) {
+                req->request_id[j] = (fld->data[j] > 0x20
+                                      && fld->data[j] < 0x7f)
+                                     ? fld->data[j] : '?';
+            }
+            req->request_id[j] = '\0';
+            break;
+
+        default:
+            break;                  /* unknown tags are ignored */
+        }
+    }
+
+    if (req->token == NULL || req->user[0] == '\0') {
+        msg = "TOKEN and USER are required";
+        goto failed;
+    }
+
+    if (hpki_rsa_md(req->hash_alg) == NULL) {
+        msg = "bad HASH_ALG";
+        goto failed;
+    }
+
+    if (req->sig_alg != HPKI_SIG_PKCS1 && req->sig_alg != HPKI_SIG_PSS) {
+        msg = "bad SIG_ALG";
+        goto failed;
+    }
+
+    if (req->ndigests == 0
+        || req->dlen != (size_t) EVP_MD_get_size(hpki_rsa_md(req->hash_alg)))
+    {
+        msg = "DIGEST missing or of the wrong length";
+        goto failed;
+    }
+
+    /* authorisation */
+
+    if (hpki_token_verify(&sd->token, req->token, req->token_len, req->user,
+                          req->jti, sizeof(req->jti)) != 0)
+    {
+        code = HPKI_E_UNAUTHORIZED;
+        msg = "token not accepted";
+        goto failed_audit;
+    }
+
+    /* the public record */
+
+    if (sd->redis == NULL) {
+        sd->redis = hpki_redis_public(sd->cf);
+    }
+
+    rc = sd->redis ? hpki_key_record_load(sd->redis, req->user, &req->rec)
+                   : HPKI_STORE_ERROR;
+
+    if (rc == HPKI_STORE_ERROR) {
+        if (sd->redis != NULL && sd->redis->err) {
+            redisFree(sd->redis);
+            sd->redis = NULL;
+        }
+        code = HPKI_E_UNAVAILABLE;
+        msg = "key store unavailable";
+        goto failed_audit;
+    }
+
+    if (rc == HPKI_STORE_MISSING || !req->rec.active
+        || req->rec.cert == NULL)
+    {
+        code = HPKI_E_NO_KEY;
+        msg = "no active second certificate for the user";
+        goto failed_audit;
+    }
+
+    nbits = BN_num_bits(req->rec.n);
+    req->pub = hpki_rsa_public(req->rec.n, req->rec.e);
+
+    if (req->pub == NULL || nbits < 2048 || nbits > 8 * HPKI_RSA_MAX_BYTES) {
+        code = HPKI_E_INTERNAL;
+        msg = "bad public key record";
+        goto failed_audit;
+    }
+
+    req->k = RSA_size(req->pub);
+
+    for (d = 0; d < (size_t) req->ndigests; d++) {
+        req->em[d] = malloc(req->k);
+        req->x[d] = BN_new();
+        req->rinv[d] = BN_new();
+        req->y[0][d] = BN_new();
+        req->y[1][d] = BN_new();
+
+        if (req->em[d] == NULL || req->x[d] == NULL || req->rinv[d] == NULL
+            || req->y[0][d] == NULL || req->y[1][d] == NULL
+            || hpki_rsa_encode(req->pub, req->hash_alg, req->sig_alg,
+                               req->digest[d], req->dlen, req->em[d]) != 0
+            || hpki_rsa_blind(req->pub, req->em[d], req->x[d], req->rinv[d],
+                              sd->bn) != 0)
+        {
+            code = HPKI_E_INTERNAL;
+            msg = "cannot encode the digest";
+            goto failed_audit;
+        }
+    }
+
+    /* one job per digest and share, both shares at once */
+
+    req->deadline = hpki_signd_now() + HPKI_SIGND_REQUEST_TIMEOUT;
+    c->req = req;
+
+    for (d = 0; d < (size_t) req->ndigests; d++) {
+        for (i = 0; i < 2; i++) {
+            hpki_signd_job_t *job = &req->jobs[2 * d + i];
+
+            job->req = req;
+            job->index = (int) d;
+            job->share = i;
+            job->id = ++sd->next_job ? sd->next_job : ++sd->next_job;
+
+            if (sd->queue_tail[i]) {
+                sd->queue_tail[i]->next = job;
+            } else {
+                sd->queue_head[i] = job;
+            }
+            sd->queue_tail[i] = job;
+            req->pending++;
+        }
+    }
+
+    hpki_signd_dispatch(sd, 0);
+    hpki_signd_dispatch(sd, 1);
+    return;
+
+failed_audit:
+
+    req->error = code;
+    hpki_signd_audit(sd, req, hpki_frame_code_name(code));
+
+failed:
+
+    hpki_log(HPKI_LOG_INFO, "sign request refused: %s (%s)",
+             hpki_frame_code_name(code), msg);
+    hpki_signd_reply_error(c, code, msg);
+    hpki_signd_req_free(req);
+}
+
+
+/* a worker answered (or failed) one job */
+
+static void
+hpki_signd_job_done(hpki_signd_t *sd, hpki_signd_job_t *job, int code,
+    const u_char *val, size_t len)
+{
+    hpki_signd_req_t  *req;
+
+    req = job->req;
+    req->pending--;
+
+    if (code == 0) {
+        if (BN_bin2bn(val, (int) len, req->y[job->share][job->index])
+            == NULL)
+        {
+            code = HPKI_E_INTERNAL;
+        }
+    }
+
+    if (code != 0 && req->error == 0) {
+        req->error = code;
+        req->message = code == HPKI_E_UNAVAILABLE
+                       ? "a share worker failed" : "a share holder refused";
+    }
+
+    if (req->pending > 0) {
+        return;
+    }
+
+    if (req->conn == NULL) {
+        hpki_signd_req_free(req);
+        return;
+    }
+
+    hpki_signd_finish(sd, req);
+}
+
+
+static void
+hpki_signd_finish(hpki_signd_t *sd, hpki_signd_req_t *req)
+{
+    int                 d;
+    size_t              start, len;
+    u_char             *sig;
+    const char         *p, *q, *end;
+    hpki_signd_conn_t  *c;
+
+    c = req->conn;
+    sig = NULL;
+
+    if (req->error) {
+        goto failed;
+    }
+
+    sig = malloc((size_t) req->k * req->ndigests);
+    if (sig == NULL) {
+        req->error = HPKI_E_INTERNAL;
+        goto failed;
+    }
+
+    for (d = 0; d < req->ndigests; d++) {
+        if (hpki_rsa_combine(req->pub, req->y[0][d], req->y[1][d],
+                             req->rinv[d], sig + d * req->k, sd->bn) != 0)
+        {
+            req->error = HPKI_E_INTERNAL;
+            goto failed;
+        }
+
+        if (hpki_rsa_verify(req->pub, sig + d * req->k, req->em[d]) != 0) {
+            hpki_log(HPKI_LOG_ERROR, "ALARM combined signature for \"%s\" "
+                     "(key %s version %lu) does not verify; withheld",
+                     req->user, req->rec.kid, req->rec.version);
+            req->error = HPKI_E_SIGN_FAILED;
+            req->message = "signature check failed";
+            goto failed;
+        }
+    }
+
+    start = hpki_frame_begin(&c->out, HPKI_T_SIGN_OK);
+
+    for (d = 0; d < req->ndigests; d++) {
+        hpki_frame_add(&c->out, HPKI_TAG_SIGNATURE, sig + d * req->k,
+                       req->k);
+    }
+
+    hpki_frame_add(&c->out, HPKI_TAG_CERT, req->rec.cert,
+                   strlen(req->rec.cert));
+    hpki_frame_add(&c->out, HPKI_TAG_KEY_ID, req->rec.kid,
+                   strlen(req->rec.kid));
+
+    /* CHAIN: one field per PEM certificate */
+
+    for (p = req->rec.chain; p != NULL; p = end) {
+        p = strstr(p, "-----BEGIN CERTIFICATE-----");
+        if (p == NULL) {
+            break;
+        }
+        q = strstr(p, "-----END CERTIFICATE-----");
+        if (q == NULL) {
+            break;
+        }
+        end = q + sizeof("-----END CERTIFICATE-----") - 1;
+        if (*end == '\n') {
+            end++;
+        }
+        len = end - p;
+        hpki_frame_add(&c->out, HPKI_TAG_CHAIN, p, len);
+    }
+
+    if (hpki_frame_end(&c->out, start) != 0) {
+        req->error = HPKI_E_INTERNAL;
+        req->message = "reply too large";
+        goto failed;
+    }
+
+    hpki_signd_audit(sd, req, "ok");
+    goto done;
+
+failed:
+
+    hpki_signd_audit(sd, req, hpki_frame_code_name(req->error));
+    hpki_signd_reply_error(c, req->error,
+                           req->message ? req->message : "signing failed");
+
+done:
+
+    c->req = NULL;
+    free(sig);
+    hpki_signd_req_free(req);
+}
+
+
+static void
+hpki_signd_audit(hpki_signd_t *sd, hpki_signd_req_t *req,
+    const char *result)
+{
+    int               d;
+    hpki_audit_rec_t  r;
+
+    memset(&r, 0, sizeof(r));
+    r.user = req->user;
+    r.kid = req->rec.kid;
+    r.version = req->rec.version;
+    r.jti = req->jti;
+    r.request_id = req->request_id;
+    r.alg = hpki_rsa_alg_name(req->hash_alg, req->sig_alg);
+    r.result = result;
+    r.digest_len = req->dlen;
+
+    for (d = 0; d < req->ndigests; d++) {
+        r.digest = req->digest[d];
+        if (hpki_audit_write(&sd->audit, &r) != 0) {
+            hpki_log(HPKI_LOG_ERROR, "ALARM audit log write failed");
+        }
+    }
+}
+
+
+static void
+hpki_signd_req_free(hpki_signd_req_t *req)
+{
+    int  d;
+
+    for (d = 0; d < HPKI_DIGESTS_MAX; d++) {
+        free(req->em[d]);
+        BN_free(req->x[d]);
+        BN_clear_free(req->rinv[d]);
+        BN_free(req->y[0][d]);
+        BN_free(req->y[1][d]);
+    }
+
+    RSA_free(req->pub);
+    hpki_key_record_free(&req->rec);
+
+    if (req->token != NULL) {
+        OPENSSL_cleanse(req->token, req->token_len);
+        free(req->token);
+    }
+
+    free(req);
+}
+
+
+static void
+hpki_signd_signals(hpki_signd_t *sd)
+{
+    int                       s, i, status;
+    pid_t                     pid;
+    struct signalfd_siginfo   si;
+    hpki_signd_worker_t      *w;
+
+    while (read(sd->signal_fd, &si, sizeof(si)) == sizeof(si)) {
+
+        switch (si.ssi_signo) {
+
+        case SIGTERM:
+        case SIGINT:
+            if (!sd->stopping) {
+                hpki_log(HPKI_LOG_INFO, "signal %d: draining",
+                         (int) si.ssi_signo);
+                sd->stopping = 1;
+                sd->stop_deadline = hpki_signd_now()
+                                    + HPKI_SIGND_DRAIN_TIMEOUT;
+                if (sd->listen_fd != -1) {
+                    close(sd->listen_fd);
+                    sd->listen_fd = -1;
+                    unlink(sd->cf->listen);
+                }
+            }
+            break;
+
+        default:
+            break;
+        }
+    }
+
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        for (s = 0; s < 2; s++) {
+            for (i = 0; i < sd->nworkers; i++) {
+                w = &sd->workers[s][i];
+                if (w->pid != pid) {
+                    continue;
+                }
+                w->pid = 0;
+                if (w->fd != -1) {
+                    hpki_signd_worker_gone(sd, w);
+                }
+            }
+        }
+    }
+}
+
+
+/* respawns, request deadlines */
+
+static void
+hpki_signd_timers(hpki_signd_t *sd)
+{
+    int                   s, i;
+    uint64_t              now;
+    hpki_signd_req_t     *req;
+    hpki_signd_conn_t    *c;
+    hpki_signd_worker_t  *w;
+
+    now = hpki_signd_now();
+
+    for (s = 0; s < 2; s++) {
+        for (i = 0; i < sd->nworkers; i++) {
+            w = &sd->workers[s][i];
+            if (w->fd == -1 && w->pid == 0 && !sd->stopping
+                && w->respawn_at <= now)
+            {
+                if (hpki_signd_spawn(sd, w) != 0) {
+                    w->respawn_at = now + HPKI_SIGND_RESPAWN_DELAY;
+                }
+            }
+        }
+    }
+
+    for (c = sd->conns; c; c = c->next) {
+        req = c->req;
+        if (req == NULL || req->deadline > now) {
+            continue;
+        }
+
+        hpki_log(HPKI_LOG_ERROR, "request timed out waiting for workers");
+        req->error = HPKI_E_UNAVAILABLE;
+        req->message = "timed out";
+        hpki_signd_audit(sd, req, "unavailable");
+        hpki_signd_reply_error(c, HPKI_E_UNAVAILABLE, "timed out");
+        req->conn = NULL;
+        c->req = NULL;
+    }
+}

@@ -1,0 +1,244 @@
+/*
+ * Redis access (blocking hiredis) for hpki-signd and hpki-admin.
+ */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include <openssl/crypto.h>
+
+#include "hpki_core.h"
+#include "hpki_store.h"
+
+
+#define HPKI_REDIS_TIMEOUT_MS   2000
+
+
+/* addr: "host:port" or "unix:/path" */
+
+redisContext *
+hpki_redis_connect(const char *addr, const char *user,
+    const char *password_file)
+{
+    char            host[256], *colon, *pw;
+    size_t          pwlen;
+    redisReply     *r;
+    redisContext   *c;
+    struct timeval  tv;
+
+    tv.tv_sec = HPKI_REDIS_TIMEOUT_MS / 1000;
+    tv.tv_usec = (HPKI_REDIS_TIMEOUT_MS % 1000) * 1000;
+    pw = NULL;
+
+    if (strncmp(addr, "unix:", 5) == 0) {
+        c = redisConnectUnixWithTimeout(addr + 5, tv);
+
+    } else {
+        if (strlen(addr) >= sizeof(host)) {
+            return NULL;
+        }
+        strcpy(host, addr);
+        colon = strrchr(host, ':');
+        if (colon == NULL) {
+            hpki_log(HPKI_LOG_ERROR, "bad redis address \"%s\"", addr);
+            return NULL;
+        }
+        *colon = '\0';
+        c = redisConnectWithTimeout(host, atoi(colon + 1), tv);
+    }
+
+    if (c == NULL || c->err) {
+        hpki_log(HPKI_LOG_ERROR, "redis %s: %s", addr,
+                 c ? c->errstr : "out of memory");
+        goto failed;
+    }
+
+    redisSetTimeout(c, tv);
+
+    if (password_file == NULL) {
+        return c;
+    }
+
+    if (hpki_read_file(password_file, (u_char **) &pw, &pwlen) != 0) {
+        hpki_log(HPKI_LOG_ERROR, "cannot read redis password file \"%s\"",
+                 password_file);
+        goto failed;
+    }
+
+    while (pwlen > 0 && (pw[pwlen - 1] == '\n' || pw[pwlen - 1] == '\r')) {
+        pw[--pwlen] = '\0';
+    }
+
+    if (user != NULL) {
+        r = redisCommand(c, "AUTH %s %b", user, pw, pwlen);
+    } else {
+        r = redisCommand(c, "AUTH %b", pw, pwlen);
+    }
+
+    OPENSSL_cleanse(pw, pwlen);
+    free(pw);
+
+    if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+        hpki_log(HPKI_LOG_ERROR, "redis %s: AUTH as \"%s\" failed", addr,
+                 user ? user : "default");
+        if (r != NULL) {
+            freeReplyObject(r);
+        }
+        goto failed;
+    }
+
+    freeReplyObject(r);
+    return c;
+
+failed:
+
+    if (c != NULL) {
+        redisFree(c);
+    }
+
+    return NULL;
+}
+
+
+redisContext *
+hpki_redis_public(const hpki_conf_t *cf)
+{
+    return hpki_redis_connect(cf->redis, cf->redis_user,
+                              cf->redis_password_file);
+}
+
+
+redisContext *
+hpki_redis_store(const hpki_conf_store_t *st)
+{
+    if (st->redis == NULL) {
+        hpki_log(HPKI_LOG_ERROR, "%s: no redis endpoint configured",
+                 st->name);
+        return NULL;
+    }
+
+    return hpki_redis_connect(st->redis, st->user, st->password_file);
+}
+
+
+int
+hpki_share_key(char *buf, size_t size, const hpki_conf_store_t *st,
+    const char *user, unsigned long version)
+{
+    int  n;
+
+    n = snprintf(buf, size, "%s:%s:%lu", st->prefix, user, version);
+    return (n > 0 && (size_t) n < size) ? 0 : -1;
+}
+
+
+static char *
+hpki_strndup(const char *p, size_t n)
+{
+    char  *s;
+
+    s = malloc(n + 1);
+    if (s != NULL) {
+        memcpy(s, p, n);
+        s[n] = '\0';
+    }
+
+    return s;
+}
+
+
+int
+hpki_key_record_load(redisContext *c, const char *user,
+    hpki_key_record_t *rec)
+{
+    int          rc;
+    size_t       i;
+    redisReply  *r, *k, *v;
+
+    memset(rec, 0, sizeof(*rec));
+    rc = HPKI_STORE_ERROR;
+
+    r = redisCommand(c, "HGETALL hpki:key:%s", user);
+    if (r == NULL) {
+        hpki_log(HPKI_LOG_ERROR, "redis: %s", c->errstr);
+        return HPKI_STORE_ERROR;
+    }
+
+    if (r->type != REDIS_REPLY_ARRAY) {
+        hpki_log(HPKI_LOG_ERROR, "redis: HGETALL hpki:key:%s failed", user);
+        goto done;
+    }
+
+    if (r->elements == 0) {
+        rc = HPKI_STORE_MISSING;
+        goto done;
+    }
+
+    for (i = 0; i + 1 < r->elements; i += 2) {
+        k = r->element[i];
+        v = r->element[i + 1];
+
+        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) {
+            continue;
+        }
+
+        if (strcmp(k->str, "kid") == 0 && v->len <= HPKI_KID_MAX) {
+            memcpy(rec->kid, v->str, v->len);
+            rec->kid[v->len] = '\0';
+
+        } else if (strcmp(k->str, "bits") == 0) {
+            rec->bits = atoi(v->str);
+
+        } else if (strcmp(k->str, "n") == 0) {
+            BN_hex2bn(&rec->n, v->str);
+
+        } else if (strcmp(k->str, "e") == 0) {
+            BN_hex2bn(&rec->e, v->str);
+
+        } else if (strcmp(k->str, "version") == 0) {
+            rec->version = strtoul(v->str, NULL, 10);
+
+        } else if (strcmp(k->str, "status") == 0) {
+            rec->active = strcmp(v->str, "active") == 0;
+
+        } else if (strcmp(k->str, "cert") == 0 && v->len > 0) {
+            rec->cert = hpki_strndup(v->str, v->len);
+
+        } else if (strcmp(k->str, "chain") == 0 && v->len > 0) {
+            rec->chain = hpki_strndup(v->str, v->len);
+        }
+    }
+
+    if (rec->n == NULL || rec->e == NULL || rec->version == 0) {
+        hpki_log(HPKI_LOG_ERROR, "hpki:key:%s is incomplete", user);
+        goto done;
+    }
+
+    rc = HPKI_STORE_OK;
+
+done:
+
+    freeReplyObject(r);
+
+    if (rc != HPKI_STORE_OK) {
+        hpki_key_record_free(rec);
+    }
+
+    return rc;
+}
+
+
+void
+hpki_key_record_free(hpki_key_record_t *rec)
+{
+    BN_free(rec->n);
+    BN_free(rec->e);
+    free(rec->cert);
+    free(rec->chain);
+    rec->n = NULL;
+    rec->e = NULL;
+    rec->cert = NULL;
+    rec->chain = NULL;
+}
