@@ -136,6 +136,28 @@ ngx_http_hpki_send_error(ngx_http_request_t *r, ngx_uint_t status,
 }
 
 
+/*
+ * An error status whose JSON body the error filter writes: usable where a
+ * handler must return a status rather than send (the access phase).
+ */
+
+ngx_int_t
+ngx_http_hpki_error(ngx_http_request_t *r, ngx_uint_t status,
+    const char *error, const char *description)
+{
+    ngx_http_hpki_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_hpki_module);
+
+    if (ctx) {
+        ctx->error = error;
+        ctx->error_description = description;
+    }
+
+    return status;
+}
+
+
 /* the same, for a request already suspended (body read or Redis reply) */
 
 ngx_int_t
@@ -151,6 +173,55 @@ ngx_http_hpki_fail(ngx_http_request_t *r, ngx_uint_t status,
                   status, error, description);
 
     return ngx_http_hpki_send_error(r, status, error, description);
+}
+
+
+/*
+ * The request body as one buffer.  A body that nginx spilled to a temporary
+ * file is refused rather than read back: no file reads on the request path.
+ */
+
+ngx_int_t
+ngx_http_hpki_request_body(ngx_http_request_t *r, ngx_str_t *text)
+{
+    u_char       *p;
+    size_t        len;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    if (r->request_body == NULL || r->request_body->bufs == NULL) {
+        return ngx_http_hpki_error(r, NGX_HTTP_BAD_REQUEST,
+                                   "invalid_request",
+                                   "a JSON body is required");
+    }
+
+    len = 0;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (b->in_file || len + (b->last - b->pos) > NGX_HTTP_HPKI_BODY_MAX) {
+            return NGX_HTTP_REQUEST_ENTITY_TOO_LARGE;
+        }
+
+        len += b->last - b->pos;
+    }
+
+    p = ngx_pnalloc(r->pool, len + 1);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    text->data = p;
+    text->len = len;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        p = ngx_cpymem(p, cl->buf->pos, cl->buf->last - cl->buf->pos);
+    }
+
+    *p = '\0';
+
+    return NGX_OK;
 }
 
 

@@ -13,14 +13,21 @@
 #include <jansson.h>
 
 
+#define NGX_HTTP_HPKI_BODY_MAX  65536
+
+
 ngx_int_t ngx_http_hpki_send_json(ngx_http_request_t *r, ngx_uint_t status,
     json_t *body);
 ngx_int_t ngx_http_hpki_send_error(ngx_http_request_t *r, ngx_uint_t status,
+    const char *error, const char *description);
+ngx_int_t ngx_http_hpki_error(ngx_http_request_t *r, ngx_uint_t status,
     const char *error, const char *description);
 ngx_int_t ngx_http_hpki_fail(ngx_http_request_t *r, ngx_uint_t status,
     const char *error, const char *description);
 ngx_int_t ngx_http_hpki_json_buf(ngx_http_request_t *r, json_t *body,
     ngx_buf_t **bp);
+ngx_int_t ngx_http_hpki_request_body(ngx_http_request_t *r,
+    ngx_str_t *text);
 ngx_int_t ngx_http_hpki_reply_init(ngx_conf_t *cf);
 
 

@@ -128,7 +128,7 @@ ngx_http_hpki_sign_handler(ngx_http_request_t *r)
                                         "the token lacks the \"sign\" scope");
     }
 
-    if (r->headers_in.content_length_n > NGX_HTTP_HPKI_SIGN_BODY_MAX) {
+    if (r->headers_in.content_length_n > NGX_HTTP_HPKI_BODY_MAX) {
         return NGX_HTTP_REQUEST_ENTITY_TOO_LARGE;
     }
 
@@ -150,9 +150,6 @@ ngx_http_hpki_sign_handler(ngx_http_request_t *r)
     u->abort_request = ngx_http_hpki_sign_abort_request;
     u->finalize_request = ngx_http_hpki_sign_finalize_request;
 
-    r->request_body_in_single_buf = 1;
-    r->request_body_in_persistent_file = 0;
-
     rc = ngx_http_read_client_request_body(r, ngx_http_hpki_sign_body);
 
     if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
@@ -167,32 +164,23 @@ static void
 ngx_http_hpki_sign_body(ngx_http_request_t *r)
 {
     json_t                *body;
-    ngx_buf_t             *b;
     ngx_int_t              rc;
+    ngx_str_t              text;
     const char            *desc = NULL;
     json_error_t           jerr;
     ngx_http_hpki_ctx_t   *ctx;
 
     ctx = ngx_http_hpki_get_ctx(r);
 
-    if (r->request_body == NULL || r->request_body->bufs == NULL) {
-        ngx_http_finalize_request(r, ngx_http_hpki_send_error(r,
-                                  NGX_HTTP_BAD_REQUEST, "invalid_request",
-                                  "a JSON body is required"));
+    rc = ngx_http_hpki_request_body(r, &text);
+
+    if (rc != NGX_OK) {
+        ngx_http_finalize_request(r, rc);
         return;
     }
 
-    b = r->request_body->bufs->buf;
-
-    if (r->request_body->bufs->next || b->in_file
-        || b->last - b->pos > NGX_HTTP_HPKI_SIGN_BODY_MAX)
-    {
-        ngx_http_finalize_request(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE);
-        return;
-    }
-
-    body = json_loadb((char *) b->pos, b->last - b->pos,
-                      JSON_REJECT_DUPLICATES, &jerr);
+    body = json_loadb((char *) text.data, text.len, JSON_REJECT_DUPLICATES,
+                      &jerr);
     if (body == NULL || !json_is_object(body)) {
         json_decref(body);
         ngx_http_finalize_request(r, ngx_http_hpki_send_error(r,

@@ -10,7 +10,6 @@
 
 
 #define NGX_HTTP_HPKI_FRAME_MAX       65536
-#define NGX_HTTP_HPKI_SIGN_BODY_MAX   65536
 #define NGX_HTTP_HPKI_SIGN_HASHES     64      /* the protocol's limit */
 
 

@@ -398,17 +398,9 @@ static ngx_int_t
 ngx_http_hpki_unauthorized(ngx_http_request_t *r, const char *error,
     const char *description)
 {
-    u_char               *p;
-    size_t                len;
-    ngx_table_elt_t      *h;
-    ngx_http_hpki_ctx_t  *ctx;
-
-    ctx = ngx_http_get_module_ctx(r, ngx_http_hpki_module);
-
-    if (ctx) {
-        ctx->error = error ? error : "invalid_token";
-        ctx->error_description = description;
-    }
+    u_char           *p;
+    size_t            len;
+    ngx_table_elt_t  *h;
 
     h = ngx_list_push(&r->headers_out.headers);
     if (h == NULL) {
@@ -441,7 +433,8 @@ ngx_http_hpki_unauthorized(ngx_http_request_t *r, const char *error,
 
     h->value.len = p - h->value.data;
 
-    return NGX_HTTP_UNAUTHORIZED;
+    return ngx_http_hpki_error(r, NGX_HTTP_UNAUTHORIZED,
+                               error ? error : "invalid_token", description);
 }
 
 
