@@ -17,8 +17,8 @@ all: module sidecar unit
 deps:
 	@scripts/deps.sh
 
--include sidecar/sidecar.mk
--include t/unit/unit.mk
+include sidecar/sidecar.mk
+include t/unit/unit.mk
 
 module: $(MODULE)
 
