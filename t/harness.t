@@ -54,7 +54,7 @@ http {
 EOF
     ->start_nginx;
 
-plan tests => 27;
+plan tests => 29;
 
 
 # --- nginx and the demo PKI -------------------------------------------------
@@ -128,3 +128,44 @@ like $t->redis_as('share-a', GET => 'hpki:user:x'), qr/^NOPERM/,
 is $t->redis(CONFIG => 'GET', 'appendonly')->[1], 'yes', 'AOF is on';
 is((stat $t->redis_password_file('share-a'))[2] & 07777, 0600,
     'password files are mode 0600');
+
+
+# --- the configuration snippets load (needs the module) ---------------------------
+
+SKIP: {
+    skip 'build/ngx_http_hpki_module.so is not built yet', 2
+        unless -e $Hpki::Test::BIN{module};
+
+    my $c = Hpki::Test->new(need => ['module']);
+
+    # conf/hpki.conf as an operator would install it, paths edited
+    my $snippet = Hpki::Test::_slurp($c->root . '/conf/hpki.conf');
+    $snippet =~ s{/etc/hpki/token\.key}{$c->token_key}e;
+    $snippet =~ s{/run/hpki/signd\.sock}{$c->signd_socket}e;
+    Hpki::Test::_write_file($c->testdir . '/hpki.conf', $snippet);
+
+    $c->write_nginx_conf(<<'EOF2');
+%%TEST_GLOBALS%%
+events { }
+http {
+    %%TEST_GLOBALS_HTTP%%
+    include %%TESTDIR%%/hpki.conf;
+    server {
+        listen 127.0.0.1:%%HTTPS_PORT%% ssl;
+        ssl_certificate        %%SERVER_CERT%%;
+        ssl_certificate_key    %%SERVER_KEY%%;
+        ssl_client_certificate %%CLIENT_CA%%;
+        ssl_verify_client      optional;
+        ssl_verify_depth       3;
+        include %%CONF%%/hpki-locations.conf;
+    }
+}
+EOF2
+    my $r = $c->nginx_test_conf;
+    is $r->{rc}, 0, 'conf/hpki.conf + conf/hpki-locations.conf pass nginx -t'
+        or diag $r->{err};
+
+    $c->write_nginx_conf_file($c->root . '/conf/demo/nginx.conf.in');
+    $r = $c->nginx_test_conf;
+    is $r->{rc}, 0, 'conf/demo/nginx.conf.in passes nginx -t' or diag $r->{err};
+}
