@@ -49,8 +49,9 @@ die() {
 case $BASE in
 '' | *[!0-9]*) die "HPKI_PORT_BASE must be a number" ;;
 esac
-[ "$BASE" -ge 1024 ] && [ "$BASE" -le 65000 ] ||
+if [ "$BASE" -lt 1024 ] || [ "$BASE" -gt 65000 ]; then
     die "HPKI_PORT_BASE must be between 1024 and 65000"
+fi
 
 for f in "$MODULE" "$SIGND" "$ADMIN"; do
     [ -e "$f" ] || die "${f#"$ROOT"/} is missing: run \`make\` first"
@@ -78,10 +79,9 @@ port_free() {
     ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
-# wait_until LOG CHECK...: poll CHECK for up to $WAIT seconds
+# wait_until CHECK...: poll CHECK for up to $WAIT seconds
 wait_until() {
-    local log=$1 i
-    shift
+    local i
     for ((i = 0; i < WAIT * 10; i++)); do
         "$@" && return 0
         sleep 0.1
@@ -214,7 +214,7 @@ else
         die "port $REDIS_PORT (redis) is in use: set HPKI_PORT_BASE"
     "$REDIS_SERVER" "$RUN/redis/redis.conf" ||
         die "redis-server did not start" "$RUN/redis/redis.log"
-    wait_until "$RUN/redis/redis.log" redis_ping ||
+    wait_until redis_ping ||
         die "redis-server is not answering on port $REDIS_PORT" \
             "$RUN/redis/redis.log"
     started="$started redis"
@@ -251,7 +251,7 @@ else
             "$RUN/signd/signd.log"
         sleep 0.1
     done
-    [ $rc -eq 0 ] || die "hpki-signd is not answering on $SOCKET" \
+    [ "$rc" -eq 0 ] || die "hpki-signd is not answering on $SOCKET" \
         "$RUN/signd/signd.log"
     # hpki-signd writes its pid_file itself; make sure stop.sh finds it
     [ -s "$RUN/signd/signd.pid" ] || echo "$pid" > "$RUN/signd/signd.pid"
@@ -316,7 +316,7 @@ else
         die "nginx did not start" "$RUN/nginx/error.log"
     started="$started nginx"
 fi
-wait_until "$RUN/nginx/error.log" nginx_up ||
+wait_until nginx_up ||
     die "nginx is not answering on https://127.0.0.1:$HTTPS_PORT/" \
         "$RUN/nginx/error.log"
 
