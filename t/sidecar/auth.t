@@ -128,10 +128,10 @@ SKIP: {
         POSIX::setuid(65534) or POSIX::_exit(3);
         my $sock = IO::Socket::UNIX->new(Type => Socket::SOCK_STREAM(),
                                          Peer => $t->socket_path);
-        if (!$sock) { print $wr "noconnect\n"; POSIX::_exit(0) }
+        if (!$sock) { syswrite $wr, "noconnect\n"; POSIX::_exit(0) }
         local $SIG{PIPE} = 'IGNORE';
         my $x = SigndTest::read_reply($sock);
-        print $wr(($x ? $x->{error} || 'reply' : 'eof') . "\n");
+        syswrite $wr, ($x ? $x->{error} || "reply" : "eof") . "\n";
         POSIX::_exit(0);
     }
     close $wr;
