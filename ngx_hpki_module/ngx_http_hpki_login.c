@@ -75,6 +75,43 @@ ngx_http_hpki_login_card_handler(ngx_http_request_t *r)
 }
 
 
+/*
+ * The target of "error_page 495 = @...": nginx refuses a client certificate
+ * that failed verification (expired, revoked, wrong purpose) before any
+ * phase runs; this says why, in JSON.
+ */
+
+ngx_int_t
+ngx_http_hpki_cert_error_handler(ngx_http_request_t *r)
+{
+    const char  *desc;
+
+    if (ngx_http_hpki_get_ctx(r) == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    desc = "the client certificate was refused";
+
+#if (NGX_HTTP_SSL)
+    if (r->connection->ssl) {
+        long  verify;
+
+        verify = SSL_get_verify_result(r->connection->ssl->connection);
+
+        if (verify != X509_V_OK) {
+            desc = X509_verify_cert_error_string(verify);
+        }
+    }
+#endif
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "hpki: client certificate refused: %s", desc);
+
+    return ngx_http_hpki_send_error(r, NGX_HTTP_UNAUTHORIZED,
+                                    "invalid_client", desc);
+}
+
+
 /* NGX_OK, NGX_ERROR, or an HTTP status with *error and *desc set */
 
 static ngx_int_t
@@ -133,6 +170,12 @@ ngx_http_hpki_login_identity(ngx_http_request_t *r,
         || ngx_http_hpki_pstrdup(r, &id->issuer, buf, ngx_strlen(buf))
            != NGX_OK)
     {
+        goto done;
+    }
+
+    if (!ngx_http_hpki_role_allowed(r, &id->role)) {
+        *desc = "the card's HPKI role is not allowed here";
+        rc = NGX_HTTP_FORBIDDEN;
         goto done;
     }
 

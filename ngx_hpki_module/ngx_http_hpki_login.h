@@ -10,6 +10,7 @@
 
 
 ngx_int_t ngx_http_hpki_login_card_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_hpki_cert_error_handler(ngx_http_request_t *r);
 
 
 #endif /* _NGX_HTTP_HPKI_LOGIN_H_INCLUDED_ */

@@ -33,6 +33,8 @@ static char *ngx_http_hpki_sign_pass(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_hpki_whoami(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_hpki_cert_error(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static ngx_int_t ngx_http_hpki_init(ngx_conf_t *cf);
 static ngx_int_t ngx_http_hpki_init_process(ngx_cycle_t *cycle);
 static void ngx_http_hpki_exit_process(ngx_cycle_t *cycle);
@@ -96,9 +98,23 @@ static ngx_command_t  ngx_http_hpki_commands[] = {
       offsetof(ngx_http_hpki_loc_conf_t, auth),
       NULL },
 
+    { ngx_string("hpki_roles"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_conf_set_str_array_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_hpki_loc_conf_t, roles),
+      NULL },
+
     { ngx_string("hpki_login_card"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_http_hpki_login_card,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("hpki_cert_error"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_hpki_cert_error,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
@@ -246,6 +262,35 @@ ngx_http_hpki_pstrdup(ngx_http_request_t *r, ngx_str_t *dst,
 }
 
 
+/* roles are compared exactly, as HPKI writes them ("Medical Doctor") */
+
+ngx_int_t
+ngx_http_hpki_role_allowed(ngx_http_request_t *r, ngx_str_t *role)
+{
+    ngx_str_t                 *allowed;
+    ngx_uint_t                 i;
+    ngx_http_hpki_loc_conf_t  *hlcf;
+
+    hlcf = ngx_http_get_module_loc_conf(r, ngx_http_hpki_module);
+
+    if (hlcf->roles == NULL) {
+        return 1;
+    }
+
+    allowed = hlcf->roles->elts;
+
+    for (i = 0; i < hlcf->roles->nelts; i++) {
+        if (allowed[i].len == role->len
+            && ngx_strncmp(allowed[i].data, role->data, role->len) == 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
 static ngx_int_t
 ngx_http_hpki_add_variables(ngx_conf_t *cf)
 {
@@ -362,6 +407,7 @@ ngx_http_hpki_create_loc_conf(ngx_conf_t *cf)
      */
 
     conf->auth = NGX_CONF_UNSET;
+    conf->roles = NGX_CONF_UNSET_PTR;
     conf->login_card = NGX_CONF_UNSET;
     conf->max_hashes = NGX_CONF_UNSET_UINT;
 
@@ -403,6 +449,7 @@ ngx_http_hpki_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_hpki_main_conf_t  *hmcf;
 
     ngx_conf_merge_value(conf->auth, prev->auth, 0);
+    ngx_conf_merge_ptr_value(conf->roles, prev->roles, NULL);
     ngx_conf_merge_value(conf->login_card, prev->login_card, 0);
 
     if (conf->auth || conf->login_card) {
@@ -572,6 +619,18 @@ ngx_http_hpki_whoami(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = ngx_http_hpki_whoami_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_hpki_cert_error(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_hpki_cert_error_handler;
 
     return NGX_CONF_OK;
 }

@@ -36,6 +36,7 @@ typedef struct {
 
 typedef struct {
     ngx_flag_t                   auth;
+    ngx_array_t                 *roles;          /* of ngx_str_t */
     ngx_flag_t                   login_card;
     ngx_uint_t                   max_hashes;
     ngx_http_upstream_conf_t     upstream;
@@ -78,6 +79,8 @@ typedef struct {
 ngx_http_hpki_ctx_t *ngx_http_hpki_get_ctx(ngx_http_request_t *r);
 ngx_int_t ngx_http_hpki_pstrdup(ngx_http_request_t *r, ngx_str_t *dst,
     const char *src, size_t len);
+ngx_int_t ngx_http_hpki_role_allowed(ngx_http_request_t *r,
+    ngx_str_t *role);
 
 
 extern ngx_module_t  ngx_http_hpki_module;

@@ -215,6 +215,19 @@ ngx_http_hpki_auth_state(ngx_http_request_t *r, void *data,
     {
         ctx->auth_status = NGX_OK;
 
+        /* authenticated; now whether this role may use the location */
+
+        if (!ngx_http_hpki_role_allowed(r, &ctx->id.role)) {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "hpki: role \"%V\" of \"%V\" is not allowed here",
+                          &ctx->id.role, &ctx->id.subject);
+
+            ctx->auth_status = ngx_http_hpki_error(r, NGX_HTTP_FORBIDDEN,
+                                        "access_denied",
+                                        "the holder's HPKI role is not "
+                                        "allowed here");
+        }
+
     } else {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "hpki: token of \"%V\" is revoked or unknown",

@@ -49,8 +49,16 @@ $http
         ssl_certificate        %%SERVER_CERT%%;
         ssl_certificate_key    %%SERVER_KEY%%;
         ssl_client_certificate %%CLIENT_CA%%;
-        ssl_verify_client      optional;
+        ssl_crl                %%CLIENT_CRL%%;
+        ssl_verify_client      optional_no_ca;
         ssl_verify_depth       3;
+
+        # nginx refuses a failed client certificate before any phase
+        error_page 495 = \@hpki_cert_error;
+
+        location \@hpki_cert_error {
+            hpki_cert_error;
+        }
 
         location = /hpki/login/card {
             hpki_login_card;
