@@ -356,11 +356,30 @@ hpki_admin_put_share(hpki_admin_t *a, int s, const char *user,
     size_t       len;
     redisReply  *r;
 
-    if (hpki_share_key(key, sizeof(key), &a->cf.store[s], user, version) != 0
-        || hpki_share_aad(aad, sizeof(aad), a->cf.store[s].name, user,
-                          version) < 0
-        || hpki_share_seal(a->kek[s], aad, share, n, &blob, &len) != 0)
-    {
+    BIGNUM      *wrong;
+
+    wrong = NULL;
+
+    /* HPKI_ADMIN_FAULT_WRONG_SHARE_A: test hook, a valid but wrong share */
+
+    if (s == 0 && getenv("HPKI_ADMIN_FAULT_WRONG_SHARE_A") != NULL) {
+        wrong = BN_dup(share);
+        if (wrong == NULL || BN_add_word(wrong, 1) != 1) {
+            BN_clear_free(wrong);
+            return -1;
+        }
+        share = wrong;
+    }
+
+    rc = hpki_share_key(key, sizeof(key), &a->cf.store[s], user, version)
+         != 0
+         || hpki_share_aad(aad, sizeof(aad), a->cf.store[s].name, user,
+                           version) < 0
+         || hpki_share_seal(a->kek[s], aad, share, n, &blob, &len) != 0;
+
+    BN_clear_free(wrong);
+
+    if (rc) {
         hpki_log(HPKI_LOG_ERROR, "cannot seal share %c", 'A' + s);
         return -1;
     }

@@ -17,7 +17,7 @@ SIDECAR_COMMON = sidecar/hpki_core.c sidecar/hpki_conf.c \
                  sidecar/hpki_audit.c
 SIDECAR_HEADERS = $(wildcard sidecar/*.h)
 
-SIDECAR_UNIT = build/t/signd_frame build/t/signd_split
+SIDECAR_UNIT = build/t/signd_frame build/t/signd_split build/t/signd_unseal
 
 .PHONY: sidecar sidecar-unit
 

@@ -40,12 +40,19 @@ sub shell_quote {
     return "'$s'";
 }
 
+# exit status, or 128 + signal number if killed by a signal
+
+sub exit_code {
+    my ($st) = @_;
+    return $st & 127 ? 128 + ($st & 127) : $st >> 8;
+}
+
 # runs a command, returns (exit code, stdout+stderr)
 
 sub run_cmd {
     my (@cmd) = @_;
     my $out = qx{@{[ join ' ', map { shell_quote($_) } @cmd ]} 2>&1};
-    return ($? >> 8, $out);
+    return (exit_code($?), $out);
 }
 
 # runs a command, returns (exit code, stdout, stderr)
@@ -53,7 +60,7 @@ sub run_cmd {
 sub run_cmd3 {
     my ($errfile, @cmd) = @_;
     my $out = qx{@{[ join ' ', map { shell_quote($_) } @cmd ]} 2>$errfile};
-    my $rc = $? >> 8;
+    my $rc = exit_code($?);
     my $err = -e $errfile ? read_file($errfile) : '';
     return ($rc, $out, $err);
 }
