@@ -191,7 +191,8 @@ T_REDIS_ADDR=127.0.0.1:$REDIS_PORT T_TOKEN_KEY=$SECRETS/token.key \
 T_TOKEN_KID=$TOKEN_KID T_TOKEN_ISSUER=$ISSUER T_TOKEN_AUDIENCE=hpki \
 T_SIGND_SOCKET=$SOCKET T_HTTPS_PORT=$HTTPS_PORT \
 T_SERVER_CERT=$PKI/server.pem T_SERVER_KEY=$PKI/server.key \
-T_CLIENT_CA=$PKI/client-ca-bundle.pem T_CONF=$ROOT/conf \
+T_CLIENT_CA=$PKI/client-ca-bundle.pem T_CLIENT_CRL=$PKI/client-crl-bundle.pem \
+T_CONF=$ROOT/conf \
     perl -pe 's{%%([A-Z0-9_]+)%%}{
         exists $ENV{"T_$1"} ? $ENV{"T_$1"} : die "unknown placeholder %%$1%%\n"
     }ge' "$ROOT/conf/demo/nginx.conf.in" > "$RUN/nginx/nginx.conf.new"

@@ -17,10 +17,17 @@ use HpkiModule qw(gateway_conf x5t make_jwt link_card);
 
 my $t = Hpki::Test->new(need => ['module'])
     ->start_redis
-    ->write_nginx_conf(gateway_conf())
+    ->write_nginx_conf(gateway_conf(server => <<'CONF'))
+        # the pitfall docs/module.md warns of: return acts in the rewrite
+        # phase, before hpki_auth's access-phase check
+        location = /return-pitfall {
+            hpki_auth on;
+            return 200 "not protected\n";
+        }
+CONF
     ->start_nginx;
 
-plan tests => 61;
+plan tests => 62;
 
 
 # --- card login --------------------------------------------------------------
@@ -202,6 +209,9 @@ like $r->{json}{error_description}, qr/bound to another/,
 $t->redis('DEL', "hpki:tok:$claims->{jti}");
 is $t->http(GET => '/whoami', token => $token)->{status}, 401,
     'token state deleted (revoked): 401 at once';
+
+is $t->http(GET => '/return-pitfall')->{status}, 200,
+    'documented pitfall: "return" answers before the token check';
 
 # twice: nothing leaks from one request into the next
 is $t->http(GET => '/whoami', token => $ph_token)->{json}{sub},
