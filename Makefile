@@ -52,6 +52,10 @@ stop:
 test: all
 	prove $(PROVE_ARGS)
 
+# every bench/*.sh, each printing its figures; see docs/benchmarks.md
+bench: all
+	@for b in bench/*.sh; do echo "== $$b"; bash $$b || exit 1; done
+
 clean:
 	rm -rf $(BUILD)
 
