@@ -21,7 +21,7 @@ SIDECAR_UNIT = build/t/signd_frame build/t/signd_split build/t/signd_unseal
 
 .PHONY: sidecar sidecar-unit
 
-sidecar: build/hpki-signd build/hpki-admin
+sidecar: build/hpki-signd build/hpki-admin build/hpki-signd-bench
 
 build/hpki-signd: sidecar/hpki_signd.c sidecar/hpki_signd_worker.c \
                   $(SIDECAR_COMMON) $(SIDECAR_HEADERS)
