@@ -7,6 +7,7 @@
 #include "ngx_http_hpki_reply.h"
 #include "ngx_http_hpki_redis.h"
 #include "ngx_http_hpki_token.h"
+#include "ngx_http_hpki_cache.h"
 #include "ngx_http_hpki_login.h"
 #include "ngx_http_hpki_sign.h"
 
@@ -59,6 +60,13 @@ static ngx_command_t  ngx_http_hpki_commands[] = {
     { ngx_string("hpki_token_key"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
       ngx_http_hpki_token_key,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("hpki_token_cache"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      ngx_http_hpki_cache_directive,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },

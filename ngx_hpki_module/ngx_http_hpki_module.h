@@ -29,6 +29,8 @@ typedef struct {
     time_t                       token_ttl;
     time_t                       leeway;
 
+    void                        *cache;          /* hpki_token_cache */
+
     ngx_int_t                    request_id_index;
     ngx_uint_t                   tokens_used;    /* unsigned:1 */
 } ngx_http_hpki_main_conf_t;
@@ -54,12 +56,15 @@ typedef struct {
     ngx_str_t                    scope;
     ngx_str_t                    cert_serial;
     ngx_str_t                    issuer;
-    ngx_str_t                    x5t;
+    ngx_str_t                    x5t;            /* the card's, or cnf's */
+    time_t                       expires;        /* the token's exp */
 } ngx_http_hpki_identity_t;
 
 
 typedef struct {
     ngx_http_hpki_identity_t     id;
+
+    u_char                       token_key[32];   /* SHA-256 of the token */
 
     unsigned                     auth_done:1;     /* token check finished */
     unsigned                     auth_pending:1;  /* waiting for Redis */

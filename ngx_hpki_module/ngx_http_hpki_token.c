@@ -11,8 +11,10 @@
 #include "ngx_http_hpki_redis.h"
 #include "ngx_http_hpki_reply.h"
 #include "ngx_http_hpki_cert.h"
+#include "ngx_http_hpki_cache.h"
 
 #include <openssl/rand.h>
+#include <openssl/sha.h>
 
 
 static ngx_int_t ngx_http_hpki_auth_start(ngx_http_request_t *r,
@@ -20,9 +22,11 @@ static ngx_int_t ngx_http_hpki_auth_start(ngx_http_request_t *r,
 static ngx_int_t ngx_http_hpki_bearer(ngx_http_request_t *r,
     ngx_str_t *token);
 static ngx_int_t ngx_http_hpki_identity_from_claims(ngx_http_request_t *r,
-    json_t *claims, ngx_http_hpki_identity_t *id, ngx_str_t *cnf);
+    json_t *claims, ngx_http_hpki_identity_t *id);
 static ngx_int_t ngx_http_hpki_check_binding(ngx_http_request_t *r,
-    ngx_str_t *cnf);
+    ngx_http_hpki_identity_t *id);
+static ngx_int_t ngx_http_hpki_check_role(ngx_http_request_t *r,
+    ngx_http_hpki_identity_t *id);
 static void ngx_http_hpki_auth_state(ngx_http_request_t *r, void *data,
     redisReply *reply);
 static ngx_int_t ngx_http_hpki_unauthorized(ngx_http_request_t *r,
@@ -111,7 +115,7 @@ ngx_http_hpki_auth_start(ngx_http_request_t *r, ngx_http_hpki_ctx_t *ctx)
 {
     json_t                     *claims;
     ngx_int_t                   rc;
-    ngx_str_t                   token, cnf;
+    ngx_str_t                   token;
     const char                 *err;
     ngx_http_hpki_main_conf_t  *hmcf;
 
@@ -128,6 +132,26 @@ ngx_http_hpki_auth_start(ngx_http_request_t *r, ngx_http_hpki_ctx_t *ctx)
     if (rc != NGX_OK) {
         return ngx_http_hpki_unauthorized(r, "invalid_request",
                                           "malformed Authorization header");
+    }
+
+    ctx->id.token = token;
+
+    SHA256(token.data, token.len, ctx->token_key);
+
+    if (ngx_http_hpki_cache_lookup(r, ctx->token_key, &ctx->id) == NGX_OK) {
+
+        /* verified, and confirmed by Redis less than "valid" ago */
+
+        rc = ngx_http_hpki_check_binding(r, &ctx->id);
+
+        if (rc == NGX_OK) {
+            rc = ngx_http_hpki_check_role(r, &ctx->id);
+        }
+
+        ctx->auth_done = 1;
+        ctx->auth_status = rc;
+
+        return rc;
     }
 
     claims = ngx_http_hpki_jws_verify((char *) token.data, token.len,
@@ -149,7 +173,7 @@ ngx_http_hpki_auth_start(ngx_http_request_t *r, ngx_http_hpki_ctx_t *ctx)
         return ngx_http_hpki_unauthorized(r, "invalid_token", err);
     }
 
-    rc = ngx_http_hpki_identity_from_claims(r, claims, &ctx->id, &cnf);
+    rc = ngx_http_hpki_identity_from_claims(r, claims, &ctx->id);
 
     json_decref(claims);
 
@@ -158,15 +182,10 @@ ngx_http_hpki_auth_start(ngx_http_request_t *r, ngx_http_hpki_ctx_t *ctx)
                                           "the token lacks required claims");
     }
 
-    if (ngx_http_hpki_check_binding(r, &cnf) != NGX_OK) {
-        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                      "hpki: token of \"%V\" presented with another "
-                      "client certificate", &ctx->id.subject);
-        return ngx_http_hpki_unauthorized(r, "invalid_token",
-                    "the token is bound to another client certificate");
+    rc = ngx_http_hpki_check_binding(r, &ctx->id);
+    if (rc != NGX_OK) {
+        return rc;
     }
-
-    ctx->id.token = token;
 
     rc = ngx_http_hpki_redis_command(r, ngx_http_hpki_auth_state, ctx,
                                      "GET hpki:tok:%b", ctx->id.token_id.data,
@@ -213,20 +232,10 @@ ngx_http_hpki_auth_state(ngx_http_request_t *r, void *data,
                && ngx_strncmp(reply->str, ctx->id.subject.data,
                               reply->len) == 0)
     {
-        ctx->auth_status = NGX_OK;
+        ngx_http_hpki_cache_store(r, ctx->token_key, &ctx->id,
+                                  ctx->id.expires);
 
-        /* authenticated; now whether this role may use the location */
-
-        if (!ngx_http_hpki_role_allowed(r, &ctx->id.role)) {
-            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                          "hpki: role \"%V\" of \"%V\" is not allowed here",
-                          &ctx->id.role, &ctx->id.subject);
-
-            ctx->auth_status = ngx_http_hpki_error(r, NGX_HTTP_FORBIDDEN,
-                                        "access_denied",
-                                        "the holder's HPKI role is not "
-                                        "allowed here");
-        }
+        ctx->auth_status = ngx_http_hpki_check_role(r, &ctx->id);
 
     } else {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
@@ -307,7 +316,7 @@ ngx_http_hpki_claim_str(ngx_http_request_t *r, json_t *claims,
 
 static ngx_int_t
 ngx_http_hpki_identity_from_claims(ngx_http_request_t *r, json_t *claims,
-    ngx_http_hpki_identity_t *id, ngx_str_t *cnf)
+    ngx_http_hpki_identity_t *id)
 {
     json_t     *v;
     ngx_int_t   rc;
@@ -352,12 +361,15 @@ ngx_http_hpki_identity_from_claims(ngx_http_request_t *r, json_t *claims,
         }
     }
 
-    ngx_str_null(cnf);
+    /* jwt_check made sure exp is an integer */
+    id->expires = (time_t) json_integer_value(json_object_get(claims, "exp"));
+
+    ngx_str_null(&id->x5t);
 
     v = json_object_get(claims, "cnf");
 
     if (json_is_object(v)) {
-        rc = ngx_http_hpki_claim_str(r, v, "x5t#S256", cnf);
+        rc = ngx_http_hpki_claim_str(r, v, "x5t#S256", &id->x5t);
         if (rc == NGX_ERROR) {
             return NGX_ERROR;
         }
@@ -373,14 +385,15 @@ ngx_http_hpki_identity_from_claims(ngx_http_request_t *r, json_t *claims,
  */
 
 static ngx_int_t
-ngx_http_hpki_check_binding(ngx_http_request_t *r, ngx_str_t *cnf)
+ngx_http_hpki_check_binding(ngx_http_request_t *r,
+    ngx_http_hpki_identity_t *id)
 {
 #if (NGX_HTTP_SSL)
     X509    *cert;
-    char     x5t[64];
-    size_t   len;
+    int      rc;
+    char     x5t[NGX_HTTP_HPKI_X5T_LEN];
 
-    if (cnf->len == 0 || r->connection->ssl == NULL) {
+    if (id->x5t.len == 0 || r->connection->ssl == NULL) {
         return NGX_OK;
     }
 
@@ -389,21 +402,46 @@ ngx_http_hpki_check_binding(ngx_http_request_t *r, ngx_str_t *cnf)
         return NGX_OK;
     }
 
-    if (ngx_http_hpki_cert_x5t(cert, x5t, sizeof(x5t)) != 0) {
-        X509_free(cert);
-        return NGX_ERROR;
-    }
+    rc = ngx_http_hpki_cert_x5t(cert, x5t, sizeof(x5t));
 
     X509_free(cert);
 
-    len = ngx_strlen(x5t);
-
-    if (len != cnf->len || ngx_memcmp(x5t, cnf->data, len) != 0) {
-        return NGX_ERROR;
+    if (rc == 0
+        && ngx_strlen(x5t) == id->x5t.len
+        && ngx_memcmp(x5t, id->x5t.data, id->x5t.len) == 0)
+    {
+        return NGX_OK;
     }
-#endif
+
+    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                  "hpki: token of \"%V\" presented with another client "
+                  "certificate", &id->subject);
+
+    return ngx_http_hpki_unauthorized(r, "invalid_token",
+                        "the token is bound to another client certificate");
+#else
 
     return NGX_OK;
+
+#endif
+}
+
+
+/* authenticated; now whether this role may use the location */
+
+static ngx_int_t
+ngx_http_hpki_check_role(ngx_http_request_t *r, ngx_http_hpki_identity_t *id)
+{
+    if (ngx_http_hpki_role_allowed(r, &id->role)) {
+        return NGX_OK;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "hpki: role \"%V\" of \"%V\" is not allowed here",
+                  &id->role, &id->subject);
+
+    return ngx_http_hpki_error(r, NGX_HTTP_FORBIDDEN, "access_denied",
+                               "the holder's HPKI role is not allowed here");
 }
 
 
