@@ -8,6 +8,7 @@
 #include "ngx_http_hpki_redis.h"
 #include "ngx_http_hpki_token.h"
 #include "ngx_http_hpki_cache.h"
+#include "ngx_http_hpki_oauth.h"
 #include "ngx_http_hpki_login.h"
 #include "ngx_http_hpki_sign.h"
 
@@ -32,9 +33,7 @@ static char *ngx_http_hpki_login_card(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_hpki_sign_pass(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-static char *ngx_http_hpki_whoami(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-static char *ngx_http_hpki_cert_error(ngx_conf_t *cf, ngx_command_t *cmd,
+static char *ngx_http_hpki_set_handler(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_hpki_init(ngx_conf_t *cf);
 static ngx_int_t ngx_http_hpki_init_process(ngx_cycle_t *cycle);
@@ -122,17 +121,45 @@ static ngx_command_t  ngx_http_hpki_commands[] = {
 
     { ngx_string("hpki_cert_error"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
-      ngx_http_hpki_cert_error,
+      ngx_http_hpki_set_handler,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
-      NULL },
+      ngx_http_hpki_cert_error_handler },
 
     { ngx_string("hpki_whoami"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
-      ngx_http_hpki_whoami,
+      ngx_http_hpki_set_handler,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
-      NULL },
+      ngx_http_hpki_whoami_handler },
+
+    { ngx_string("hpki_jwks"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_hpki_set_handler,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      ngx_http_hpki_jwks_handler },
+
+    { ngx_string("hpki_discovery"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_hpki_set_handler,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      ngx_http_hpki_discovery_handler },
+
+    { ngx_string("hpki_introspect"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_hpki_set_handler,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      ngx_http_hpki_introspect_handler },
+
+    { ngx_string("hpki_revoke"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_hpki_set_handler,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      ngx_http_hpki_revoke_handler },
 
     { ngx_string("hpki_sign_pass"),
       NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -620,25 +647,20 @@ ngx_http_hpki_login_card(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
+/* a content handler directive: cmd->post is the handler */
+
 static char *
-ngx_http_hpki_whoami(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+ngx_http_hpki_set_handler(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_core_loc_conf_t  *clcf;
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
-    clcf->handler = ngx_http_hpki_whoami_handler;
 
-    return NGX_CONF_OK;
-}
+    if (clcf->handler) {
+        return "is duplicate, or the location has another handler";
+    }
 
-
-static char *
-ngx_http_hpki_cert_error(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_http_core_loc_conf_t  *clcf;
-
-    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
-    clcf->handler = ngx_http_hpki_cert_error_handler;
+    clcf->handler = (ngx_http_handler_pt) cmd->post;
 
     return NGX_CONF_OK;
 }
@@ -693,6 +715,10 @@ ngx_http_hpki_init(ngx_conf_t *cf)
                       "hpki: tokens are used, so \"hpki_token_key\", "
                       "\"hpki_token_issuer\", \"hpki_token_audience\" and "
                       "\"hpki_redis\" must be set in the http block");
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_hpki_oauth_init(cf, hmcf) != NGX_OK) {
         return NGX_ERROR;
     }
 

@@ -30,6 +30,8 @@ typedef struct {
     time_t                       leeway;
 
     void                        *cache;          /* hpki_token_cache */
+    ngx_str_t                    jwks;           /* made at start */
+    ngx_str_t                    discovery;
 
     ngx_int_t                    request_id_index;
     ngx_uint_t                   tokens_used;    /* unsigned:1 */

@@ -113,13 +113,9 @@ ngx_http_hpki_whoami_handler(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_hpki_auth_start(ngx_http_request_t *r, ngx_http_hpki_ctx_t *ctx)
 {
-    json_t                     *claims;
-    ngx_int_t                   rc;
-    ngx_str_t                   token;
-    const char                 *err;
-    ngx_http_hpki_main_conf_t  *hmcf;
-
-    hmcf = ngx_http_get_module_main_conf(r, ngx_http_hpki_module);
+    ngx_int_t    rc;
+    ngx_str_t    token;
+    const char  *err;
 
     rc = ngx_http_hpki_bearer(r, &token);
 
@@ -154,32 +150,16 @@ ngx_http_hpki_auth_start(ngx_http_request_t *r, ngx_http_hpki_ctx_t *ctx)
         return rc;
     }
 
-    claims = ngx_http_hpki_jws_verify((char *) token.data, token.len,
-                                      hmcf->keys, hmcf->nkeys, &err);
-    if (claims == NULL) {
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "hpki: token refused: %s", err);
-        return ngx_http_hpki_unauthorized(r, "invalid_token", err);
+    rc = ngx_http_hpki_token_verify(r, &token, &ctx->id, NULL, &err);
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-
-    if (ngx_http_hpki_jwt_check(claims, (char *) hmcf->issuer.data,
-                                (char *) hmcf->audience.data, ngx_time(),
-                                hmcf->leeway, &err)
-        != 0)
-    {
-        json_decref(claims);
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "hpki: token refused: %s", err);
-        return ngx_http_hpki_unauthorized(r, "invalid_token", err);
-    }
-
-    rc = ngx_http_hpki_identity_from_claims(r, claims, &ctx->id);
-
-    json_decref(claims);
 
     if (rc != NGX_OK) {
-        return ngx_http_hpki_unauthorized(r, "invalid_token",
-                                          "the token lacks required claims");
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "hpki: token refused: %s", err);
+        return ngx_http_hpki_unauthorized(r, "invalid_token", err);
     }
 
     rc = ngx_http_hpki_check_binding(r, &ctx->id);
@@ -248,6 +228,58 @@ ngx_http_hpki_auth_state(ngx_http_request_t *r, void *data,
 
     r->write_event_handler = ngx_http_core_run_phases;
     ngx_http_core_run_phases(r);
+}
+
+
+/*
+ * Signature with the pinned algorithm, iss, aud, exp, nbf, iat, and the
+ * claims an identity needs.  NGX_OK fills id (and *claims, for the caller
+ * to json_decref, if asked); otherwise *err says why.  Redis is not asked.
+ */
+
+ngx_int_t
+ngx_http_hpki_token_verify(ngx_http_request_t *r, ngx_str_t *token,
+    ngx_http_hpki_identity_t *id, json_t **claims, const char **err)
+{
+    json_t                     *c;
+    ngx_int_t                   rc;
+    ngx_http_hpki_main_conf_t  *hmcf;
+
+    hmcf = ngx_http_get_module_main_conf(r, ngx_http_hpki_module);
+
+    c = ngx_http_hpki_jws_verify((char *) token->data, token->len,
+                                 hmcf->keys, hmcf->nkeys, err);
+    if (c == NULL) {
+        return NGX_DECLINED;
+    }
+
+    if (ngx_http_hpki_jwt_check(c, (char *) hmcf->issuer.data,
+                                (char *) hmcf->audience.data, ngx_time(),
+                                hmcf->leeway, err)
+        != 0)
+    {
+        json_decref(c);
+        return NGX_DECLINED;
+    }
+
+    rc = ngx_http_hpki_identity_from_claims(r, c, id);
+
+    if (rc != NGX_OK || claims == NULL) {
+        json_decref(c);
+    }
+
+    if (rc != NGX_OK) {
+        *err = "the token lacks required claims";
+        return rc;
+    }
+
+    id->token = *token;
+
+    if (claims) {
+        *claims = c;
+    }
+
+    return NGX_OK;
 }
 
 
@@ -321,17 +353,22 @@ ngx_http_hpki_identity_from_claims(ngx_http_request_t *r, json_t *claims,
     json_t     *v;
     ngx_int_t   rc;
 
-    if (ngx_http_hpki_claim_str(r, claims, "sub", &id->subject) != NGX_OK
-        || ngx_http_hpki_claim_str(r, claims, "jti", &id->token_id)
-           != NGX_OK)
-    {
-        return NGX_ERROR;
+    /* NGX_DECLINED: claims missing or out of bounds; NGX_ERROR: memory */
+
+    rc = ngx_http_hpki_claim_str(r, claims, "sub", &id->subject);
+    if (rc != NGX_OK) {
+        return rc;
     }
 
-    if (id->subject.len > NGX_HTTP_HPKI_ID_MAX
-        || id->token_id.len > NGX_HTTP_HPKI_ID_MAX)
+    rc = ngx_http_hpki_claim_str(r, claims, "jti", &id->token_id);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    if (id->subject.len == 0 || id->subject.len > NGX_HTTP_HPKI_ID_MAX
+        || id->token_id.len == 0 || id->token_id.len > NGX_HTTP_HPKI_ID_MAX)
     {
-        return NGX_ERROR;
+        return NGX_DECLINED;
     }
 
     rc = ngx_http_hpki_claim_str(r, claims, "hpki_role", &id->role);
