@@ -105,6 +105,13 @@ static ngx_command_t  ngx_http_hpki_commands[] = {
       offsetof(ngx_http_hpki_loc_conf_t, auth),
       NULL },
 
+    { ngx_string("hpki_auth_login_url"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_hpki_loc_conf_t, login_url),
+      NULL },
+
     { ngx_string("hpki_roles"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
       ngx_conf_set_str_array_slot,
@@ -443,6 +450,7 @@ ngx_http_hpki_create_loc_conf(ngx_conf_t *cf)
 
     conf->auth = NGX_CONF_UNSET;
     conf->roles = NGX_CONF_UNSET_PTR;
+    conf->login_url = NGX_CONF_UNSET_PTR;
     conf->login_card = NGX_CONF_UNSET;
     conf->max_hashes = NGX_CONF_UNSET_UINT;
 
@@ -485,6 +493,7 @@ ngx_http_hpki_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     ngx_conf_merge_value(conf->auth, prev->auth, 0);
     ngx_conf_merge_ptr_value(conf->roles, prev->roles, NULL);
+    ngx_conf_merge_ptr_value(conf->login_url, prev->login_url, NULL);
     ngx_conf_merge_value(conf->login_card, prev->login_card, 0);
 
     if (conf->auth || conf->login_card) {

@@ -41,6 +41,7 @@ typedef struct {
 typedef struct {
     ngx_flag_t                   auth;
     ngx_array_t                 *roles;          /* of ngx_str_t */
+    ngx_http_complex_value_t    *login_url;      /* browsers: 302 not 401 */
     ngx_flag_t                   login_card;
     ngx_uint_t                   max_hashes;
     ngx_http_upstream_conf_t     upstream;

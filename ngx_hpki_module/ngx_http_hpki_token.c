@@ -482,13 +482,38 @@ ngx_http_hpki_check_role(ngx_http_request_t *r, ngx_http_hpki_identity_t *id)
 }
 
 
+/* a browser location sends the person to log in; an API answers 401 */
+
 static ngx_int_t
 ngx_http_hpki_unauthorized(ngx_http_request_t *r, const char *error,
     const char *description)
 {
-    u_char           *p;
-    size_t            len;
-    ngx_table_elt_t  *h;
+    u_char                    *p;
+    size_t                     len;
+    ngx_str_t                  url;
+    ngx_table_elt_t           *h;
+    ngx_http_hpki_loc_conf_t  *hlcf;
+
+    hlcf = ngx_http_get_module_loc_conf(r, ngx_http_hpki_module);
+
+    if (hlcf->login_url) {
+        if (ngx_http_complex_value(r, hlcf->login_url, &url) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Location");
+        h->value = url;
+
+        r->headers_out.location = h;
+
+        return NGX_HTTP_MOVED_TEMPORARILY;
+    }
 
     h = ngx_list_push(&r->headers_out.headers);
     if (h == NULL) {

@@ -20,6 +20,13 @@ my $t = Hpki::Test->new(need => ['module'])
     ->write_nginx_conf(gateway_conf(server => <<'CONF'))
         # the pitfall docs/module.md warns of: return acts in the rewrite
         # phase, before hpki_auth's access-phase check
+        # a browser location: no valid token sends the person to log in
+        location = /portal {
+            hpki_auth on;
+            hpki_auth_login_url https://login.example/card?return=$request_uri;
+            hpki_whoami;
+        }
+
         location = /return-pitfall {
             hpki_auth on;
             return 200 "not protected\n";
@@ -27,7 +34,7 @@ my $t = Hpki::Test->new(need => ['module'])
 CONF
     ->start_nginx;
 
-plan tests => 62;
+plan tests => 66;
 
 
 # --- card login --------------------------------------------------------------
@@ -206,9 +213,19 @@ is $r->{status}, 401, 'bound token with another card: 401';
 like $r->{json}{error_description}, qr/bound to another/,
     'bound token with another card: says so';
 
+# the browser failure mode
+$r = $t->http(GET => '/portal?x=1');
+is $r->{status}, 302, 'browser location without a token: 302';
+is $r->{headers}{location}, 'https://login.example/card?return=/portal?x=1',
+    'browser location: to the login URL, with the way back';
+is $t->http(GET => '/portal', token => $token)->{status}, 200,
+    'browser location with the token: 200';
+
 $t->redis('DEL', "hpki:tok:$claims->{jti}");
 is $t->http(GET => '/whoami', token => $token)->{status}, 401,
     'token state deleted (revoked): 401 at once';
+is $t->http(GET => '/portal', token => $token)->{status}, 302,
+    'revoked at a browser location: 302 to log in';
 
 is $t->http(GET => '/return-pitfall')->{status}, 200,
     'documented pitfall: "return" answers before the token check';
