@@ -19,6 +19,7 @@ deps:
 
 include sidecar/sidecar.mk
 include t/unit/unit.mk
+-include mk/check.mk
 
 module: $(MODULE)
 
