@@ -162,6 +162,20 @@ hpki_conf_directive(hpki_conf_t *cf, int argc, char **argv)
         return hpki_conf_set_str(&cf->token_audience, argc, argv);
     }
 
+    if (strcmp(name, "token_cache_ttl") == 0
+        || strcmp(name, "share_cache_ttl") == 0)
+    {
+        if (argc != 2 || hpki_conf_parse_int(argv[1], 0, 60, 10, &v) != 0) {
+            return -1;
+        }
+        if (name[0] == 't') {
+            cf->token_cache_ttl = (int) v;
+        } else {
+            cf->share_cache_ttl = (int) v;
+        }
+        return 0;
+    }
+
     if (strcmp(name, "audit_log") == 0) {
         return hpki_conf_set_str(&cf->audit_log, argc, argv);
     }
@@ -189,6 +203,8 @@ hpki_conf_load(hpki_conf_t *cf, const char *file)
     cf->socket_mode = 0660;
     cf->workers = 0;
     cf->log_level = HPKI_LOG_INFO;
+    cf->token_cache_ttl = 60;
+    cf->share_cache_ttl = 60;
     cf->store[0].name = "store-a";
     cf->store[0].prefix = "hpki:a";
     cf->store[1].name = "store-b";

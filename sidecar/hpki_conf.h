@@ -42,6 +42,8 @@ typedef struct {
     int                 ntoken_public_key;
     char               *token_issuer;
     char               *token_audience;
+    int                 token_cache_ttl;    /* s, 0..60; 0: off */
+    int                 share_cache_ttl;    /* s, 0..60; 0: off */
 
     char               *audit_log;
     int                 log_level;

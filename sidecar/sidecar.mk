@@ -9,7 +9,7 @@ SIDECAR_SAVED_GOAL := $(.DEFAULT_GOAL)
 
 SIDECAR_CFLAGS ?= -std=gnu11 -O2 -g -Wall -Wextra -Werror $(EXTRA_CFLAGS)
 SIDECAR_CPPFLAGS = -Isidecar -D_GNU_SOURCE -DOPENSSL_API_COMPAT=10101
-SIDECAR_LIBS = -lhiredis -ljwt -ljansson -lcrypto
+SIDECAR_LIBS = -lhiredis -ljansson -lcrypto
 
 SIDECAR_COMMON = sidecar/hpki_core.c sidecar/hpki_conf.c \
                  sidecar/hpki_frame.c sidecar/hpki_rsa.c \
@@ -17,7 +17,8 @@ SIDECAR_COMMON = sidecar/hpki_core.c sidecar/hpki_conf.c \
                  sidecar/hpki_audit.c
 SIDECAR_HEADERS = $(wildcard sidecar/*.h)
 
-SIDECAR_UNIT = build/t/signd_frame build/t/signd_split build/t/signd_unseal
+SIDECAR_UNIT = build/t/signd_frame build/t/signd_split build/t/signd_unseal \
+               build/t/signd_token
 
 .PHONY: sidecar sidecar-unit
 
