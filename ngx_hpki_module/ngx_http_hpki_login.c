@@ -206,12 +206,15 @@ ngx_http_hpki_login_user(ngx_http_request_t *r, void *data,
     redisReply *reply)
 {
     ngx_int_t                   rc;
+    ngx_str_t                   user;
     ngx_http_hpki_ctx_t        *ctx = data;
     ngx_http_hpki_main_conf_t  *hmcf;
 
     hmcf = ngx_http_get_module_main_conf(r, ngx_http_hpki_module);
 
-    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+    rc = ngx_http_hpki_redis_string(r, reply, &user);
+
+    if (rc == NGX_ERROR) {
         ngx_http_finalize_request(r, ngx_http_hpki_fail(r,
                                   NGX_HTTP_SERVICE_UNAVAILABLE,
                                   "temporarily_unavailable",
@@ -219,8 +222,8 @@ ngx_http_hpki_login_user(ngx_http_request_t *r, void *data,
         return;
     }
 
-    if (reply->type != REDIS_REPLY_STRING || reply->len == 0
-        || reply->len > NGX_HTTP_HPKI_ID_MAX)
+    if (rc == NGX_DECLINED || user.len == 0
+        || user.len > NGX_HTTP_HPKI_ID_MAX)
     {
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "hpki: card login refused: certificate %V of %V is "
@@ -234,7 +237,8 @@ ngx_http_hpki_login_user(ngx_http_request_t *r, void *data,
         return;
     }
 
-    if (ngx_http_hpki_pstrdup(r, &ctx->id.subject, reply->str, reply->len)
+    if (ngx_http_hpki_pstrdup(r, &ctx->id.subject, (char *) user.data,
+                              user.len)
         != NGX_OK
         || ngx_http_hpki_token_issue(r, &ctx->id, &ctx->id.token) != NGX_OK)
     {
@@ -265,6 +269,12 @@ ngx_http_hpki_login_stored(ngx_http_request_t *r, void *data,
     ngx_http_hpki_ctx_t  *ctx = data;
 
     if (reply == NULL || reply->type != REDIS_REPLY_STATUS) {
+        if (reply && reply->type == REDIS_REPLY_ERROR) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "hpki: redis: %*s", (size_t) reply->len,
+                          reply->str);
+        }
+
         ngx_http_finalize_request(r, ngx_http_hpki_fail(r,
                                   NGX_HTTP_SERVICE_UNAVAILABLE,
                                   "temporarily_unavailable",

@@ -345,11 +345,21 @@ ngx_http_hpki_oauth_state(ngx_http_request_t *r, void *data,
     redisReply *reply)
 {
     ngx_http_hpki_ctx_t        *ctx = data;
+
+    ngx_int_t                   rc;
+    ngx_str_t                   sub;
     ngx_http_hpki_oauth_ctx_t  *octx;
 
     octx = ctx->data;
 
-    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+    if (octx->revoke) {
+        rc = (reply && reply->type == REDIS_REPLY_INTEGER) ? NGX_OK
+                                                            : NGX_ERROR;
+    } else {
+        rc = ngx_http_hpki_redis_string(r, reply, &sub);
+    }
+
+    if (rc == NGX_ERROR) {
         ngx_http_finalize_request(r, NGX_HTTP_SERVICE_UNAVAILABLE);
         return;
     }
@@ -364,9 +374,9 @@ ngx_http_hpki_oauth_state(ngx_http_request_t *r, void *data,
         return;
     }
 
-    if (reply->type == REDIS_REPLY_STRING
-        && (size_t) reply->len == ctx->id.subject.len
-        && ngx_strncmp(reply->str, ctx->id.subject.data, reply->len) == 0)
+    if (rc == NGX_OK
+        && sub.len == ctx->id.subject.len
+        && ngx_strncmp(sub.data, ctx->id.subject.data, sub.len) == 0)
     {
         ngx_http_finalize_request(r,
                           ngx_http_hpki_introspect_reply(r, octx->claims));

@@ -29,6 +29,9 @@ typedef struct {
 
 typedef struct {
     redisAsyncContext               *ac;
+    ngx_uint_t                       sent;       /* commands on this ac */
+    ngx_uint_t                       replies;    /* top-level replies read */
+    ngx_uint_t                       unsolicited;  /* unsigned:1 */
     ngx_uint_t                       connected;  /* unsigned:1 */
     ngx_uint_t                       exiting;    /* unsigned:1 */
     ngx_msec_t                       backoff;
@@ -62,9 +65,28 @@ static void ngx_http_hpki_redis_del_read(void *privdata);
 static void ngx_http_hpki_redis_add_write(void *privdata);
 static void ngx_http_hpki_redis_del_write(void *privdata);
 static void ngx_http_hpki_redis_cleanup(void *privdata);
+static ngx_int_t ngx_http_hpki_redis_expected(const redisReadTask *task);
+static void *ngx_http_hpki_redis_create_string(const redisReadTask *task,
+    char *str, size_t len);
+static void *ngx_http_hpki_redis_create_array(const redisReadTask *task,
+    int elements);
+static void *ngx_http_hpki_redis_create_integer(const redisReadTask *task,
+    long long value);
+static void *ngx_http_hpki_redis_create_nil(const redisReadTask *task);
 
 
 static ngx_http_hpki_redis_t  ngx_http_hpki_redis;
+
+/* hiredis' own reply constructors, and ours around them */
+static redisReplyObjectFunctions  *ngx_http_hpki_redis_default_fn;
+
+static redisReplyObjectFunctions  ngx_http_hpki_redis_fn = {
+    ngx_http_hpki_redis_create_string,
+    ngx_http_hpki_redis_create_array,
+    ngx_http_hpki_redis_create_integer,
+    ngx_http_hpki_redis_create_nil,
+    NULL
+};
 
 
 char *
@@ -243,6 +265,24 @@ ngx_http_hpki_redis_connect(ngx_http_hpki_redis_t *rd)
     ac->ev.delWrite = ngx_http_hpki_redis_del_write;
     ac->ev.cleanup = ngx_http_hpki_redis_cleanup;
 
+    /*
+     * hiredis 0.14 asserts, killing the worker, on a reply that no command
+     * waits for; the reader refuses one instead, which hiredis treats as a
+     * read error: the connection is dropped and comes back.
+     */
+
+    if (ngx_http_hpki_redis_default_fn == NULL) {
+        ngx_http_hpki_redis_default_fn = ac->c.reader->fn;
+        ngx_http_hpki_redis_fn.freeObject =
+                                   ngx_http_hpki_redis_default_fn->freeObject;
+    }
+
+    ac->c.reader->fn = &ngx_http_hpki_redis_fn;
+
+    rd->sent = 0;
+    rd->replies = 0;
+    rd->unsolicited = 0;
+
     redisAsyncSetConnectCallback(ac, ngx_http_hpki_redis_connected);
     redisAsyncSetDisconnectCallback(ac, ngx_http_hpki_redis_disconnected);
 
@@ -310,7 +350,12 @@ ngx_http_hpki_redis_disconnected(const redisAsyncContext *ac, int status)
 {
     ngx_http_hpki_redis_t  *rd = ac->data;
 
-    if (status != REDIS_OK) {
+    if (rd->unsolicited) {
+        ngx_log_error(NGX_LOG_ERR, rd->log, 0,
+                      "hpki: redis %V: a reply no command asked for, "
+                      "reconnecting", &rd->addr);
+
+    } else if (status != REDIS_OK) {
         ngx_log_error(NGX_LOG_ERR, rd->log, 0,
                       "hpki: redis %V: connection lost: %s",
                       &rd->addr, ac->errstr);
@@ -397,12 +442,47 @@ ngx_http_hpki_redis_command(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
+    rd->sent++;
+
     cln->handler = ngx_http_hpki_redis_detach;
     cln->data = cmd;
 
     ngx_add_timer(&cmd->timer, rd->hmcf->redis_timeout);
 
     return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_hpki_redis_string(ngx_http_request_t *r, redisReply *reply,
+    ngx_str_t *value)
+{
+    if (reply == NULL) {
+        return NGX_ERROR;
+    }
+
+    switch (reply->type) {
+
+    case REDIS_REPLY_STRING:
+        value->data = (u_char *) reply->str;
+        value->len = reply->len;
+        return NGX_OK;
+
+    case REDIS_REPLY_NIL:
+        return NGX_DECLINED;
+
+    case REDIS_REPLY_ERROR:
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "hpki: redis %V: %*s", &ngx_http_hpki_redis.addr,
+                      (size_t) reply->len, reply->str);
+        return NGX_ERROR;
+
+    default:
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "hpki: redis %V: unexpected reply type %d",
+                      &ngx_http_hpki_redis.addr, reply->type);
+        return NGX_ERROR;
+    }
 }
 
 
@@ -609,4 +689,72 @@ ngx_http_hpki_redis_cleanup(void *privdata)
 
     c->fd = (ngx_socket_t) -1;
     ngx_free_connection(c);
+}
+
+
+static ngx_int_t
+ngx_http_hpki_redis_expected(const redisReadTask *task)
+{
+    ngx_http_hpki_redis_t  *rd;
+
+    if (task->parent) {
+        return 1;
+    }
+
+    rd = &ngx_http_hpki_redis;
+
+    if (rd->replies < rd->sent) {
+        rd->replies++;
+        return 1;
+    }
+
+    rd->unsolicited = 1;
+
+    return 0;
+}
+
+
+static void *
+ngx_http_hpki_redis_create_string(const redisReadTask *task, char *str,
+    size_t len)
+{
+    if (!ngx_http_hpki_redis_expected(task)) {
+        return NULL;
+    }
+
+    return ngx_http_hpki_redis_default_fn->createString(task, str, len);
+}
+
+
+static void *
+ngx_http_hpki_redis_create_array(const redisReadTask *task, int elements)
+{
+    if (!ngx_http_hpki_redis_expected(task)) {
+        return NULL;
+    }
+
+    return ngx_http_hpki_redis_default_fn->createArray(task, elements);
+}
+
+
+static void *
+ngx_http_hpki_redis_create_integer(const redisReadTask *task,
+    long long value)
+{
+    if (!ngx_http_hpki_redis_expected(task)) {
+        return NULL;
+    }
+
+    return ngx_http_hpki_redis_default_fn->createInteger(task, value);
+}
+
+
+static void *
+ngx_http_hpki_redis_create_nil(const redisReadTask *task)
+{
+    if (!ngx_http_hpki_redis_expected(task)) {
+        return NULL;
+    }
+
+    return ngx_http_hpki_redis_default_fn->createNil(task);
 }

@@ -30,6 +30,14 @@ ngx_int_t ngx_http_hpki_redis_command(ngx_http_request_t *r,
     ngx_http_hpki_redis_handler_pt handler, void *data, const char *format,
     ...);
 
+/*
+ * A GET's reply: NGX_OK with the string, NGX_DECLINED for nil (no such
+ * key), NGX_ERROR for no reply, an error or another type (logged): the
+ * store is broken, and the caller fails closed with 503.
+ */
+ngx_int_t ngx_http_hpki_redis_string(ngx_http_request_t *r,
+    redisReply *reply, ngx_str_t *value);
+
 char *ngx_http_hpki_redis_parse_addr(ngx_conf_t *cf, ngx_str_t *addr);
 ngx_int_t ngx_http_hpki_redis_init_process(ngx_cycle_t *cycle);
 void ngx_http_hpki_redis_exit_process(ngx_cycle_t *cycle);

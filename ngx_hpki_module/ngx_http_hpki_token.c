@@ -194,23 +194,21 @@ ngx_http_hpki_auth_state(ngx_http_request_t *r, void *data,
 {
     ngx_http_hpki_ctx_t  *ctx = data;
 
+    ngx_int_t   rc;
+    ngx_str_t   sub;
+
     ctx->auth_pending = 0;
     ctx->auth_done = 1;
 
-    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
-        if (reply) {
-            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                          "hpki: redis: %*s", (size_t) reply->len,
-                          reply->str);
-        }
+    rc = ngx_http_hpki_redis_string(r, reply, &sub);
 
+    if (rc == NGX_ERROR) {
         /* fail closed */
         ctx->auth_status = NGX_HTTP_SERVICE_UNAVAILABLE;
 
-    } else if (reply->type == REDIS_REPLY_STRING
-               && (size_t) reply->len == ctx->id.subject.len
-               && ngx_strncmp(reply->str, ctx->id.subject.data,
-                              reply->len) == 0)
+    } else if (rc == NGX_OK
+               && sub.len == ctx->id.subject.len
+               && ngx_strncmp(sub.data, ctx->id.subject.data, sub.len) == 0)
     {
         ngx_http_hpki_cache_store(r, ctx->token_key, &ctx->id,
                                   ctx->id.expires);
