@@ -29,11 +29,10 @@
 #define HPKI_SEAL_FORMAT    1
 #define HPKI_SEAL_IV        12
 #define HPKI_SEAL_TAG       16
-#define HPKI_SEAL_NFP       32
 #define HPKI_SHARE_MAX      (HPKI_RSA_MAX_BYTES + 64)
 
 
-static int
+int
 hpki_share_nfp(const BIGNUM *n, u_char *fp)
 {
     int     len;

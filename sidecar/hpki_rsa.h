@@ -25,6 +25,7 @@
 #define HPKI_KEK_LEN        32
 #define HPKI_RSA_MAX_BYTES  512     /* RSA-4096 */
 #define HPKI_REFRESH_EXTRA  128     /* refresh mask: modulus bits + this */
+#define HPKI_SEAL_NFP       32      /* SHA-256(n) sealed with a share */
 
 
 const EVP_MD *hpki_rsa_md(int hash_alg);
@@ -49,6 +50,7 @@ int hpki_share_aad(char *buf, size_t size, const char *store,
     const char *user, unsigned long version);
 int hpki_share_seal(const u_char *kek, const char *aad, const BIGNUM *share,
     const BIGNUM *n, u_char **out, size_t *outlen);
+int hpki_share_nfp(const BIGNUM *n, u_char *fp);
 int hpki_share_open(const u_char *kek, const char *aad, const u_char *blob,
     size_t len, const BIGNUM *n, BIGNUM *share);
 int hpki_kek_load(const char *path, u_char *kek);

@@ -5,15 +5,26 @@
  * A share-A worker reads only KEK A and only store A (its own Redis
  * connection and ACL user); share B likewise.  It checks the caller's
  * token itself, so a compromised combiner cannot make it sign for another
- * user, decrypts its share into locked memory, computes x^share mod n in
- * constant time, wipes the share and answers.
+ * user, and computes x^share mod n in constant time.
+ *
+ * Decrypted shares are kept in the locked secure heap, keyed by (user,
+ * version), for at most share_cache_ttl seconds after they were read: a
+ * job for a version the worker does not hold reads the store again (a
+ * refresh moves the version; the older share is then wiped).  At most
+ * HPKI_SHARE_CACHE_MAX shares are held; the least recently used is wiped
+ * first; all are wiped on exit.  Whether a key may sign at all (revoked,
+ * deleted) is decided by the combiner from the public record on every
+ * request.
  */
 
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 
 #include <openssl/crypto.h>
 
@@ -25,6 +36,21 @@
 #include "hpki_signd.h"
 
 
+#define HPKI_SHARE_CACHE_MAX    64
+#define HPKI_SECURE_HEAP        (1 << 18)   /* shares, KEK, BN_CTX */
+#define HPKI_SECURE_HEAP_MIN    (1 << 16)
+
+
+typedef struct {
+    char                 user[HPKI_USER_MAX + 1];
+    unsigned long        version;
+    u_char               nfp[HPKI_SEAL_NFP];    /* SHA-256(n), checked */
+    BIGNUM              *share;                 /* secure heap; NULL: free */
+    uint64_t             until;                 /* monotonic ms */
+    uint64_t             used;                  /* LRU stamp */
+} hpki_signd_share_t;
+
+
 typedef struct {
     hpki_conf_t         *cf;
     hpki_conf_store_t   *store;
@@ -34,7 +60,14 @@ typedef struct {
     BN_CTX              *bn;
     hpki_buf_t           in;
     hpki_buf_t           out;
+    int                  ncache;                /* 0: no share cache */
+    uint64_t             ttl;                   /* ms */
+    uint64_t             tick;
+    hpki_signd_share_t   cache[HPKI_SHARE_CACHE_MAX];
 } hpki_signd_worker_t;
+
+
+static volatile sig_atomic_t  hpki_signd_worker_stop;
 
 
 static int hpki_signd_worker_handle(hpki_signd_worker_t *w,
@@ -42,15 +75,41 @@ static int hpki_signd_worker_handle(hpki_signd_worker_t *w,
 static int hpki_signd_worker_partial(hpki_signd_worker_t *w,
     hpki_frame_t *f, BIGNUM *y, const char **msg);
 static int hpki_signd_worker_write(hpki_signd_worker_t *w);
+static BIGNUM *hpki_signd_worker_share(hpki_signd_worker_t *w,
+    const char *user, unsigned long version, const BIGNUM *n, int *code,
+    const char **msg);
+static void hpki_signd_worker_evict(hpki_signd_share_t *e);
+
+
+static void
+hpki_signd_worker_signal(int signo)
+{
+    (void) signo;
+    hpki_signd_worker_stop = 1;
+
+    /* a read() already waiting returns 0 at once (async-signal-safe) */
+    shutdown(HPKI_SIGND_WORKER_FD, SHUT_RD);
+}
+
+
+static uint64_t
+hpki_signd_worker_now(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 
 int
 hpki_signd_worker_main(hpki_conf_t *cf, int share)
 {
-    int                   rc;
+    int                   rc, i;
     ssize_t               n;
     hpki_frame_t         *f;
-    hpki_signd_worker_t   w;
+    struct sigaction      sa;
+    static hpki_signd_worker_t  w;
 
     memset(&w, 0, sizeof(w));
     w.cf = cf;
@@ -64,9 +123,36 @@ hpki_signd_worker_main(hpki_conf_t *cf, int share)
                  "the locked secure heap)", strerror(errno));
     }
 
-    if (CRYPTO_secure_malloc_init(1 << 16, 32) != 1) {
-        hpki_log(HPKI_LOG_ERROR, "cannot create the secure heap");
-        return 2;
+    /* SIGTERM (the combiner stopping) ends the loop: shares are wiped */
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = hpki_signd_worker_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+
+    /*
+     * The secure heap is mmap'd, mlock'd and excluded from core dumps; it
+     * holds the KEK, the cached shares and the BN_CTX.  If the larger heap
+     * cannot be locked (RLIMIT_MEMLOCK), fall back to the small one and
+     * cache fewer shares.
+     */
+
+    w.ncache = HPKI_SHARE_CACHE_MAX;
+
+    if (CRYPTO_secure_malloc_init(HPKI_SECURE_HEAP, 32) != 1) {
+        CRYPTO_secure_malloc_done();
+        w.ncache = 4;
+
+        if (CRYPTO_secure_malloc_init(HPKI_SECURE_HEAP_MIN, 32) != 1) {
+            hpki_log(HPKI_LOG_ERROR, "cannot create the secure heap");
+            return 2;
+        }
+    }
+
+    w.ttl = 1000 * (uint64_t) cf->share_cache_ttl;
+    if (w.ttl == 0) {
+        w.ncache = 0;
     }
 
     w.kek = OPENSSL_secure_malloc(HPKI_KEK_LEN);
@@ -90,7 +176,7 @@ hpki_signd_worker_main(hpki_conf_t *cf, int share)
 
     rc = 0;
 
-    for ( ;; ) {
+    while (!hpki_signd_worker_stop) {
         if (hpki_buf_reserve(&w.in, 16384) != 0) {
             rc = 2;
             break;
@@ -130,6 +216,10 @@ hpki_signd_worker_main(hpki_conf_t *cf, int share)
     }
 
 done:
+
+    for (i = 0; i < HPKI_SHARE_CACHE_MAX; i++) {
+        hpki_signd_worker_evict(&w.cache[i]);
+    }
 
     OPENSSL_secure_clear_free(w.kek, HPKI_KEK_LEN);
     BN_CTX_free(w.bn);
@@ -199,16 +289,15 @@ static int
 hpki_signd_worker_partial(hpki_signd_worker_t *w, hpki_frame_t *f,
     BIGNUM *y, const char **msg)
 {
-    int                  code, rc;
-    char                 user[HPKI_USER_MAX + 1], key[160], aad[160];
+    int                  code;
+    char                 user[HPKI_USER_MAX + 1];
     char                 jti[HPKI_JTI_MAX + 1];
     BIGNUM              *n, *x, *share;
-    redisReply          *r;
     unsigned long        version;
     const hpki_field_t  *fu, *fv, *fn, *fx, *ft;
 
     code = HPKI_E_INTERNAL;
-    r = NULL;
+    share = NULL;
 
     fu = hpki_frame_field(f, HPKI_TAG_USER);
     fv = hpki_frame_field(f, HPKI_TAG_VERSION);
@@ -240,9 +329,8 @@ hpki_signd_worker_partial(hpki_signd_worker_t *w, hpki_frame_t *f,
     BN_CTX_start(w->bn);
     n = BN_CTX_get(w->bn);
     x = BN_CTX_get(w->bn);
-    share = BN_CTX_get(w->bn);
 
-    if (share == NULL
+    if (x == NULL
         || BN_bin2bn(fn->data, fn->len, n) == NULL
         || BN_bin2bn(fx->data, fx->len, x) == NULL)
     {
@@ -255,11 +343,97 @@ hpki_signd_worker_partial(hpki_signd_worker_t *w, hpki_frame_t *f,
         goto done;
     }
 
+    share = hpki_signd_worker_share(w, user, version, n, &code, msg);
+    if (share == NULL) {
+        goto done;
+    }
+
+    if (hpki_rsa_partial(y, x, share, n, w->bn) != 0) {
+        code = HPKI_E_INTERNAL;
+        goto done;
+    }
+
+    code = 0;
+
+done:
+
+    /* an uncached share (share_cache_ttl 0) is wiped at once */
+
+    if (share != NULL && w->ncache == 0) {
+        BN_clear_free(share);
+    }
+
+    BN_CTX_end(w->bn);
+    return code;
+}
+
+
+/*
+ * The share of (user, version) for modulus n: from the cache, or read from
+ * the store, opened and (if caching) kept.  A cached share is used only if
+ * n is the modulus it was sealed with, as for a fresh one.  NULL: *code
+ * and *msg say why.
+ */
+
+static BIGNUM *
+hpki_signd_worker_share(hpki_signd_worker_t *w, const char *user,
+    unsigned long version, const BIGNUM *n, int *code, const char **msg)
+{
+    int                  i, rc;
+    char                 key[160], aad[160];
+    u_char               nfp[HPKI_SEAL_NFP];
+    BIGNUM              *share;
+    uint64_t             now;
+    redisReply          *r;
+    hpki_signd_share_t  *e, *slot;
+
+    *code = HPKI_E_INTERNAL;
+    now = hpki_signd_worker_now();
+    slot = NULL;
+
+    if (hpki_share_nfp(n, nfp) != 0) {
+        return NULL;
+    }
+
+    for (i = 0; i < w->ncache; i++) {
+        e = &w->cache[i];
+
+        if (e->share != NULL && now >= e->until) {
+            hpki_signd_worker_evict(e);         /* too old: read again */
+        }
+
+        if (e->share == NULL || strcmp(e->user, user) != 0) {
+            continue;
+        }
+
+        if (e->version != version) {
+            hpki_signd_worker_evict(e);         /* another version */
+            slot = e;
+            continue;
+        }
+
+        if (CRYPTO_memcmp(e->nfp, nfp, HPKI_SEAL_NFP) != 0) {
+            /*
+             * Another modulus: a new key under the same user and version
+             * (delete, then generate), or a tampered record.  The store
+             * decides: the share is read and its sealed n checked again.
+             */
+            hpki_signd_worker_evict(e);
+            slot = e;
+            break;
+        }
+
+        e->used = ++w->tick;
+        return e->share;
+    }
+
+    /* read and open the share */
+
     if (hpki_share_key(key, sizeof(key), w->store, user, version) != 0
         || hpki_share_aad(aad, sizeof(aad), w->store->name, user, version)
            < 0)
     {
-        goto done;
+        return NULL;
     }
 
     if (w->redis == NULL) {
@@ -275,49 +449,92 @@ hpki_signd_worker_partial(hpki_signd_worker_t *w, hpki_frame_t *f,
             redisFree(w->redis);
             w->redis = NULL;
         }
+        if (r != NULL) {
+            freeReplyObject(r);
+        }
         *msg = "share store unavailable";
-        code = HPKI_E_UNAVAILABLE;
-        goto done;
+        *code = HPKI_E_UNAVAILABLE;
+        return NULL;
     }
 
     if (r->type != REDIS_REPLY_STRING) {
         hpki_log(HPKI_LOG_WARN, "%s: no share for \"%s\" version %lu",
                  w->store->name, user, version);
+        freeReplyObject(r);
         *msg = "no share";
-        code = HPKI_E_NO_KEY;
-        goto done;
+        *code = HPKI_E_NO_KEY;
+        return NULL;
     }
 
-    rc = hpki_share_open(w->kek, aad, (u_char *) r->str, r->len, n, share);
+    /* a cache slot: the user's old version, a free one, or the LRU one */
+
+    for (i = 0; slot == NULL && i < w->ncache; i++) {
+        if (w->cache[i].share == NULL) {
+            slot = &w->cache[i];
+        }
+    }
+
+    if (slot == NULL) {
+        for (i = 0; i < w->ncache; i++) {
+            if (slot == NULL || w->cache[i].used < slot->used) {
+                slot = &w->cache[i];
+            }
+        }
+    }
+
+    if (slot != NULL) {
+        hpki_signd_worker_evict(slot);
+    }
+
+    share = BN_secure_new();
+
+    rc = share ? hpki_share_open(w->kek, aad, (u_char *) r->str, r->len, n,
+                                 share)
+               : -1;
+
+    freeReplyObject(r);
+
+    if (share == NULL) {
+        return NULL;
+    }
 
     if (rc != 0) {
         hpki_log(HPKI_LOG_ERROR, "ALARM %s: share for \"%s\" version %lu %s",
                  w->store->name, user, version,
                  rc == -2 ? "belongs to another modulus"
                           : "fails authentication (corrupt or tampered)");
+        BN_clear_free(share);
         *msg = "share unusable";
-        code = HPKI_E_SIGN_FAILED;
-        goto done;
+        *code = HPKI_E_SIGN_FAILED;
+        return NULL;
     }
 
-    if (hpki_rsa_partial(y, x, share, n, w->bn) != 0) {
-        goto done;
+    if (slot == NULL) {
+        return share;                   /* no cache: the caller wipes it */
     }
 
-    code = 0;
+    memcpy(slot->user, user, strlen(user) + 1);
+    slot->version = version;
+    memcpy(slot->nfp, nfp, HPKI_SEAL_NFP);
+    slot->share = share;
+    slot->until = now + w->ttl;
+    slot->used = ++w->tick;
 
-done:
+    hpki_log(HPKI_LOG_DEBUG, "%s: share for \"%s\" version %lu loaded",
+             w->store->name, user, version);
 
-    if (share != NULL) {
-        BN_clear(share);
+    return share;
+}
+
+
+static void
+hpki_signd_worker_evict(hpki_signd_share_t *e)
+{
+    if (e->share != NULL) {
+        BN_clear_free(e->share);
     }
 
-    if (r != NULL) {
-        freeReplyObject(r);
-    }
-
-    BN_CTX_end(w->bn);
-    return code;
+    OPENSSL_cleanse(e, sizeof(*e));
 }
 
 

@@ -20,31 +20,36 @@ my $r = $t->sign(user => 'doctor1', token => $token, digests => [$dg]);
 ok($t->verify($pub, $dg, $r->{fields}{SIGNATURE}[0], 'sha256'),
    'signs before corruption');
 
+# Workers keep a decrypted share once read (share_cache_ttl), so the
+# corruption goes into a version no worker has read yet: a refresh makes
+# version 2, and every sign attempt below reads it from the store (a share
+# that fails to open is never cached).  A share corrupted after it was
+# cached: see the end of this file.
+
+my ($rc, $out) = $t->admin('key', 'refresh', '--user', 'doctor1');
+is($rc, 0, 'refresh to version 2, not yet read by any worker') or diag $out;
+
 # flip one bit of the ciphertext in store A, for several positions
 
-my ($rc, $hex) = $t->redis('--raw', 'EVAL',
-    "return redis.call('GET', KEYS[1])", 1, 'hpki:a:doctor1:1');
-(undef, my $len) = $t->redis('STRLEN', 'hpki:a:doctor1:1');
+(undef, my $len) = $t->redis('STRLEN', 'hpki:a:doctor1:2');
 $len += 0;
 ok($len > 200, "share A blob is $len bytes");
 
 for my $pos (0, 5, 20, int($len / 2), $len - 1) {
     for my $bit (0, 7) {
-        my (undef, $byte) = $t->redis('GETRANGE', 'hpki:a:doctor1:1', $pos,
-                                      $pos);
-        my (undef, $orig) = $t->redis('GETBIT', 'hpki:a:doctor1:1',
+        my (undef, $orig) = $t->redis('GETBIT', 'hpki:a:doctor1:2',
                                       8 * $pos + $bit);
         chomp $orig;
-        $t->redis('SETBIT', 'hpki:a:doctor1:1', 8 * $pos + $bit, 1 - $orig);
+        $t->redis('SETBIT', 'hpki:a:doctor1:2', 8 * $pos + $bit, 1 - $orig);
         $r = $t->sign(user => 'doctor1', token => $token, digests => [$dg]);
         is($r->{error}, 'sign_failed',
            "bit $bit of byte $pos flipped: sign_failed");
         ok(!$r->{fields}{SIGNATURE}, '... and no signature');
-        $t->redis('SETBIT', 'hpki:a:doctor1:1', 8 * $pos + $bit, $orig);
+        $t->redis('SETBIT', 'hpki:a:doctor1:2', 8 * $pos + $bit, $orig);
     }
 }
 
-like($t->signd_log, qr/ALARM store-a: share for "doctor1" version 1 fails/,
+like($t->signd_log, qr/ALARM store-a: share for "doctor1" version 2 fails/,
      'ALARM logged by the share-A worker');
 
 $r = $t->sign(user => 'doctor1', token => $token, digests => [$dg]);
@@ -56,7 +61,7 @@ ok($t->verify($pub, $dg, $r->{fields}{SIGNATURE}[0] // '', 'sha256'),
 $t->setup_user('doctor2');
 my (undef, $b2) = $t->redis('--raw', 'DUMP', 'hpki:a:doctor2:1');
 $t->redis('RENAME', 'hpki:a:doctor2:1', 'hpki:a:doctor2:1.saved');
-$t->redis('COPY', 'hpki:a:doctor1:1', 'hpki:a:doctor2:1');
+$t->redis('COPY', 'hpki:a:doctor1:2', 'hpki:a:doctor2:1');
 $r = $t->sign(user => 'doctor2', token => $t->token(sub => 'doctor2'),
               digests => [$dg]);
 is($r->{error}, 'sign_failed', "doctor1's share under doctor2: sign_failed");
@@ -79,7 +84,7 @@ $t->redis('HSET', 'hpki:key:doctor1', 'n', $n1);
 
 {
     local $ENV{HPKI_ADMIN_FAULT_WRONG_SHARE_A} = 1;
-    ($rc, my $out) = $t->admin('key', 'refresh', '--user', 'doctor1');
+    ($rc, $out) = $t->admin('key', 'refresh', '--user', 'doctor1');
     is($rc, 0, 'refresh with a wrong share A written') or diag $out;
 }
 $r = $t->sign(user => 'doctor1', token => $token, digests => [$dg]);
