@@ -33,6 +33,8 @@ static char *ngx_http_hpki_login_card(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_hpki_sign_pass(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_hpki_sign_rate(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_http_hpki_set_handler(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_hpki_init(ngx_conf_t *cf);
@@ -187,6 +189,13 @@ static ngx_command_t  ngx_http_hpki_commands[] = {
       ngx_conf_set_msec_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_hpki_loc_conf_t, upstream.read_timeout),
+      NULL },
+
+    { ngx_string("hpki_sign_rate"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_hpki_sign_rate,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
       NULL },
 
     { ngx_string("hpki_sign_max_hashes"),
@@ -453,6 +462,7 @@ ngx_http_hpki_create_loc_conf(ngx_conf_t *cf)
     conf->login_url = NGX_CONF_UNSET_PTR;
     conf->login_card = NGX_CONF_UNSET;
     conf->max_hashes = NGX_CONF_UNSET_UINT;
+    conf->rate = NGX_CONF_UNSET_UINT;
 
     conf->upstream.local = NGX_CONF_UNSET_PTR;
     conf->upstream.socket_keepalive = NGX_CONF_UNSET;
@@ -507,6 +517,11 @@ ngx_http_hpki_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_ERROR;
     }
     ngx_conf_merge_uint_value(conf->max_hashes, prev->max_hashes, 32);
+
+    if (conf->rate == NGX_CONF_UNSET_UINT) {
+        conf->rate = (prev->rate == NGX_CONF_UNSET_UINT) ? 0 : prev->rate;
+        conf->rate_window = prev->rate_window;
+    }
 
     if (conf->max_hashes == 0
         || conf->max_hashes > NGX_HTTP_HPKI_SIGN_HASHES)
@@ -651,6 +666,54 @@ ngx_http_hpki_login_card(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = ngx_http_hpki_login_card_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+/* "hpki_sign_rate 600r/m": signatures per user per minute (or "r/s") */
+
+static char *
+ngx_http_hpki_sign_rate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_hpki_loc_conf_t  *hlcf = conf;
+
+    u_char     *p;
+    size_t      len;
+    ngx_int_t   rate;
+    ngx_str_t  *value;
+
+    if (hlcf->rate != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        hlcf->rate = 0;
+        return NGX_CONF_OK;
+    }
+
+    len = value[1].len;
+    p = value[1].data + len - 3;
+
+    if (len > 3 && ngx_strncmp(p, "r/s", 3) == 0) {
+        hlcf->rate_window = 1;
+
+    } else if (len > 3 && ngx_strncmp(p, "r/m", 3) == 0) {
+        hlcf->rate_window = 60;
+
+    } else {
+        return "must be N r/s or N r/m, e.g. \"600r/m\"";
+    }
+
+    rate = ngx_atoi(value[1].data, len - 3);
+
+    if (rate == NGX_ERROR || rate == 0) {
+        return "must be N r/s or N r/m, e.g. \"600r/m\"";
+    }
+
+    hlcf->rate = rate;
 
     return NGX_CONF_OK;
 }

@@ -2,6 +2,7 @@
  * POST /hpki/sign.  The JSON body becomes one SIGN frame for hpki-signd;
  * its one reply frame becomes the JSON answer.  The sidecar re-checks the
  * caller's token itself, so nginx cannot be used as a signing oracle.
+ * The CSC API (ngx_http_hpki_csc.c) uses the same path.
  */
 
 
@@ -32,29 +33,14 @@
 
 
 typedef struct {
-    const char                  *name;
-    ngx_uint_t                   id;
-    size_t                       len;
-} ngx_http_hpki_alg_t;
-
-
-typedef struct {
     ngx_uint_t                   status;
     const char                  *error;
 } ngx_http_hpki_sign_error_t;
 
 
-typedef struct {
-    ngx_buf_t                   *frame;
-    ngx_uint_t                   nhashes;
-    const char                  *hash_alg;
-    ngx_chain_t                 *reply;
-} ngx_http_hpki_sign_ctx_t;
-
-
 static void ngx_http_hpki_sign_body(ngx_http_request_t *r);
-static ngx_int_t ngx_http_hpki_sign_frame(ngx_http_request_t *r,
-    ngx_http_hpki_ctx_t *ctx, json_t *body, const char **desc);
+static void ngx_http_hpki_sign_rated(ngx_http_request_t *r, void *data,
+    redisReply *reply);
 static u_char *ngx_http_hpki_put_field(u_char *p, ngx_uint_t tag,
     const u_char *value, size_t len);
 static ngx_int_t ngx_http_hpki_sign_create_request(ngx_http_request_t *r);
@@ -69,18 +55,18 @@ static void ngx_http_hpki_sign_finalize_request(ngx_http_request_t *r,
     ngx_int_t rc);
 
 
-static ngx_http_hpki_alg_t  ngx_http_hpki_hash_algs[] = {
-    { "sha256", 1, 32 },
-    { "sha384", 2, 48 },
-    { "sha512", 3, 64 },
-    { NULL, 0, 0 }
+ngx_http_hpki_alg_t  ngx_http_hpki_hash_algs[] = {
+    { "sha256", "2.16.840.1.101.3.4.2.1", NGX_HTTP_HPKI_SHA256, 32 },
+    { "sha384", "2.16.840.1.101.3.4.2.2", NGX_HTTP_HPKI_SHA384, 48 },
+    { "sha512", "2.16.840.1.101.3.4.2.3", NGX_HTTP_HPKI_SHA512, 64 },
+    { NULL, NULL, 0, 0 }
 };
 
 
 static ngx_http_hpki_alg_t  ngx_http_hpki_sig_algs[] = {
-    { "rsa-pkcs1", 1, 0 },
-    { "rsa-pss", 2, 0 },
-    { NULL, 0, 0 }
+    { "rsa-pkcs1", NULL, NGX_HTTP_HPKI_PKCS1, 0 },
+    { "rsa-pss", NULL, NGX_HTTP_HPKI_PSS, 0 },
+    { NULL, NULL, 0, 0 }
 };
 
 
@@ -99,13 +85,25 @@ static ngx_http_hpki_sign_error_t  ngx_http_hpki_sign_errors[] = {
 };
 
 
+/*
+ * Within the user's signature budget of the current window, take n from
+ * it: 1, or 0 when it would go over (nothing is taken then).
+ */
+
+static const char  ngx_http_hpki_rate_script[] =
+    "local used = tonumber(redis.call('GET', KEYS[1]) or '0') "
+    "if used + tonumber(ARGV[1]) > tonumber(ARGV[2]) then return 0 end "
+    "redis.call('INCRBY', KEYS[1], ARGV[1]) "
+    "redis.call('EXPIRE', KEYS[1], ARGV[3]) "
+    "return 1";
+
+
+/* what both signing APIs check before reading a body */
+
 ngx_int_t
-ngx_http_hpki_sign_handler(ngx_http_request_t *r)
+ngx_http_hpki_sign_allowed(ngx_http_request_t *r)
 {
-    ngx_int_t                  rc;
-    ngx_http_upstream_t       *u;
-    ngx_http_hpki_ctx_t       *ctx;
-    ngx_http_hpki_loc_conf_t  *hlcf;
+    ngx_http_hpki_ctx_t  *ctx;
 
     if (r->method != NGX_HTTP_POST) {
         return NGX_HTTP_NOT_ALLOWED;
@@ -118,37 +116,33 @@ ngx_http_hpki_sign_handler(ngx_http_request_t *r)
 
     if (!ctx->auth_done || ctx->auth_status != NGX_OK) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "hpki: hpki_sign_pass without a token check");
+                      "hpki: a signing location without a token check");
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     if (!ngx_http_hpki_token_has_scope(&ctx->id, "sign")) {
-        return ngx_http_hpki_send_error(r, NGX_HTTP_FORBIDDEN,
-                                        "insufficient_scope",
-                                        "the token lacks the \"sign\" scope");
+        return ngx_http_hpki_error(r, NGX_HTTP_FORBIDDEN,
+                                   "insufficient_scope",
+                                   "the token lacks the \"sign\" scope");
     }
 
     if (r->headers_in.content_length_n > NGX_HTTP_HPKI_BODY_MAX) {
         return NGX_HTTP_REQUEST_ENTITY_TOO_LARGE;
     }
 
-    if (ngx_http_upstream_create(r) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_hpki_sign_handler(ngx_http_request_t *r)
+{
+    ngx_int_t  rc;
+
+    rc = ngx_http_hpki_sign_allowed(r);
+    if (rc != NGX_OK) {
+        return rc;
     }
-
-    hlcf = ngx_http_get_module_loc_conf(r, ngx_http_hpki_module);
-
-    u = r->upstream;
-
-    ngx_str_set(&u->schema, "hpki-signd://");
-    u->output.tag = (ngx_buf_tag_t) &ngx_http_hpki_module;
-    u->conf = &hlcf->upstream;
-
-    u->create_request = ngx_http_hpki_sign_create_request;
-    u->reinit_request = ngx_http_hpki_sign_reinit_request;
-    u->process_header = ngx_http_hpki_sign_process_header;
-    u->abort_request = ngx_http_hpki_sign_abort_request;
-    u->finalize_request = ngx_http_hpki_sign_finalize_request;
 
     rc = ngx_http_read_client_request_body(r, ngx_http_hpki_sign_body);
 
@@ -160,59 +154,192 @@ ngx_http_hpki_sign_handler(ngx_http_request_t *r)
 }
 
 
+/* the request body as a JSON object, or an HTTP status (reason set) */
+
+ngx_int_t
+ngx_http_hpki_json_body(ngx_http_request_t *r, json_t **body)
+{
+    json_t        *json;
+    ngx_int_t      rc;
+    ngx_str_t      text;
+    json_error_t   jerr;
+
+    rc = ngx_http_hpki_request_body(r, &text);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    json = json_loadb((char *) text.data, text.len, JSON_REJECT_DUPLICATES,
+                      &jerr);
+
+    if (json == NULL || !json_is_object(json)) {
+        json_decref(json);
+        return ngx_http_hpki_error(r, NGX_HTTP_BAD_REQUEST, "invalid_request",
+                                   "the body is not a JSON object");
+    }
+
+    *body = json;
+
+    return NGX_OK;
+}
+
+
 static void
 ngx_http_hpki_sign_body(ngx_http_request_t *r)
 {
-    json_t                *body;
-    ngx_int_t              rc;
-    ngx_str_t              text;
-    const char            *desc = NULL;
-    json_error_t           jerr;
-    ngx_http_hpki_ctx_t   *ctx;
+    json_t               *body;
+    ngx_int_t             rc;
+    ngx_array_t          *digests;
+    ngx_http_hpki_alg_t  *hash_alg, *sig_alg;
 
-    ctx = ngx_http_hpki_get_ctx(r);
+    rc = ngx_http_hpki_json_body(r, &body);
+    if (rc != NGX_OK) {
+        ngx_http_finalize_request(r, rc);
+        return;
+    }
 
-    rc = ngx_http_hpki_request_body(r, &text);
+    hash_alg = ngx_http_hpki_find_alg(ngx_http_hpki_hash_algs,
+                                      json_object_get(body, "hash_alg"),
+                                      "sha256", 0);
+    sig_alg = ngx_http_hpki_find_alg(ngx_http_hpki_sig_algs,
+                                     json_object_get(body, "sig_alg"),
+                                     "rsa-pkcs1", 0);
+
+    if (hash_alg == NULL) {
+        rc = ngx_http_hpki_error(r, NGX_HTTP_BAD_REQUEST, "invalid_request",
+                          "\"hash_alg\" must be sha256, sha384 or sha512");
+
+    } else if (sig_alg == NULL) {
+        rc = ngx_http_hpki_error(r, NGX_HTTP_BAD_REQUEST, "invalid_request",
+                                 "\"sig_alg\" must be rsa-pkcs1 or rsa-pss");
+
+    } else {
+        rc = ngx_http_hpki_sign_digests(r, json_object_get(body, "hashes"),
+                                        hash_alg, &digests);
+    }
+
+    json_decref(body);
+
+    if (rc == NGX_OK) {
+        rc = ngx_http_hpki_sign_prepare(r, hash_alg, sig_alg->id, digests, 0);
+    }
+
+    if (rc == NGX_OK) {
+        rc = ngx_http_hpki_sign_rate_limit(r, digests->nelts,
+                                           ngx_http_hpki_sign_rated);
+        if (rc == NGX_DECLINED) {
+            /* no limit configured */
+            ngx_http_hpki_sign_start(r);
+            return;
+        }
+    }
+
+    if (rc != NGX_OK) {
+        ngx_http_finalize_request(r, rc);
+    }
+}
+
+
+/*
+ * NGX_OK: Redis was asked and handler will run; NGX_DECLINED: no limit is
+ * configured; otherwise an HTTP status.
+ */
+
+ngx_int_t
+ngx_http_hpki_sign_rate_limit(ngx_http_request_t *r, ngx_uint_t n,
+    ngx_http_hpki_redis_handler_pt handler)
+{
+    ngx_int_t                  rc;
+    ngx_http_hpki_ctx_t       *ctx;
+    ngx_http_hpki_loc_conf_t  *hlcf;
+
+    hlcf = ngx_http_get_module_loc_conf(r, ngx_http_hpki_module);
+
+    if (hlcf->rate == 0) {
+        return NGX_DECLINED;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_hpki_module);
+
+    rc = ngx_http_hpki_redis_command(r, handler, ctx,
+                                     "EVAL %s 1 hpki:rate:%b:%lld %lld %lld "
+                                     "%lld",
+                                     ngx_http_hpki_rate_script,
+                                     ctx->id.subject.data, ctx->id.subject.len,
+                                     (long long) (ngx_time()
+                                                  / hlcf->rate_window),
+                                     (long long) n, (long long) hlcf->rate,
+                                     (long long) hlcf->rate_window);
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc == NGX_DECLINED) {
+        return NGX_HTTP_SERVICE_UNAVAILABLE;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_hpki_sign_rated(ngx_http_request_t *r, void *data,
+    redisReply *reply)
+{
+    ngx_int_t  rc;
+
+    rc = ngx_http_hpki_sign_rate_verdict(r, reply);
 
     if (rc != NGX_OK) {
         ngx_http_finalize_request(r, rc);
         return;
     }
 
-    body = json_loadb((char *) text.data, text.len, JSON_REJECT_DUPLICATES,
-                      &jerr);
-    if (body == NULL || !json_is_object(body)) {
-        json_decref(body);
-        ngx_http_finalize_request(r, ngx_http_hpki_send_error(r,
-                                  NGX_HTTP_BAD_REQUEST, "invalid_request",
-                                  "the body is not a JSON object"));
-        return;
-    }
-
-    rc = ngx_http_hpki_sign_frame(r, ctx, body, &desc);
-
-    json_decref(body);
-
-    if (rc == NGX_ERROR) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-
-    if (rc != NGX_OK) {
-        ngx_http_finalize_request(r, ngx_http_hpki_send_error(r, rc,
-                                  "invalid_request", desc));
-        return;
-    }
-
-    ngx_http_upstream_init(r);
+    ngx_http_hpki_sign_start(r);
 }
 
 
-static ngx_http_hpki_alg_t *
-ngx_http_hpki_find_alg(ngx_http_hpki_alg_t *algs, json_t *v,
-    const char *dflt)
+/* NGX_OK within the rate, or the HTTP status to finalize with */
+
+ngx_int_t
+ngx_http_hpki_sign_rate_verdict(ngx_http_request_t *r, redisReply *reply)
 {
-    const char  *name;
+    ngx_http_hpki_ctx_t  *ctx;
+
+    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
+        if (reply && reply->type == REDIS_REPLY_ERROR) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "hpki: redis: %*s", (size_t) reply->len,
+                          reply->str);
+        }
+
+        return NGX_HTTP_SERVICE_UNAVAILABLE;
+    }
+
+    if (reply->integer == 1) {
+        return NGX_OK;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_hpki_module);
+
+    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                  "hpki: \"%V\" is over the signing rate", &ctx->id.subject);
+
+    return ngx_http_hpki_send_error(r, NGX_HTTP_TOO_MANY_REQUESTS,
+                                    "too_many_requests",
+                                    "the signing rate for this user is "
+                                    "exceeded; try again later");
+}
+
+
+/* an algorithm by our name, or (CSC) by OID; v NULL takes the default */
+
+ngx_http_hpki_alg_t *
+ngx_http_hpki_find_alg(ngx_http_hpki_alg_t *algs, json_t *v,
+    const char *dflt, ngx_uint_t by_oid)
+{
+    const char  *name, *key;
 
     if (v == NULL) {
         name = dflt;
@@ -224,8 +351,14 @@ ngx_http_hpki_find_alg(ngx_http_hpki_alg_t *algs, json_t *v,
         return NULL;
     }
 
+    if (name == NULL) {
+        return NULL;
+    }
+
     for ( /* void */ ; algs->name; algs++) {
-        if (ngx_strcmp(algs->name, name) == 0) {
+        key = by_oid ? algs->oid : algs->name;
+
+        if (key && ngx_strcmp(key, name) == 0) {
             return algs;
         }
     }
@@ -234,73 +367,124 @@ ngx_http_hpki_find_alg(ngx_http_hpki_alg_t *algs, json_t *v,
 }
 
 
-/* NGX_OK, NGX_ERROR, or NGX_HTTP_BAD_REQUEST with *desc */
+/*
+ * "hashes": 1 to hpki_sign_max_hashes base64 digests of the algorithm's
+ * length, decoded into an array of ngx_str_t; or an HTTP status.
+ */
 
-static ngx_int_t
-ngx_http_hpki_sign_frame(ngx_http_request_t *r, ngx_http_hpki_ctx_t *ctx,
-    json_t *body, const char **desc)
+ngx_int_t
+ngx_http_hpki_sign_digests(ngx_http_request_t *r, json_t *hashes,
+    ngx_http_hpki_alg_t *hash_alg, ngx_array_t **digests)
 {
-    u_char                    *p, *start, alg, digest[64];
-    size_t                     i, n, len;
-    json_t                    *hashes, *h;
-    ngx_str_t                  src, dst;
-    ngx_buf_t                 *b;
-    ngx_http_hpki_alg_t       *hash_alg, *sig_alg;
-    ngx_http_variable_value_t *vv;
-    ngx_http_hpki_sign_ctx_t  *sctx;
+    size_t                     i, n;
+    json_t                    *h;
+    ngx_str_t                  src, *dst;
+    ngx_array_t               *a;
     ngx_http_hpki_loc_conf_t  *hlcf;
-    ngx_http_hpki_main_conf_t *hmcf;
 
     hlcf = ngx_http_get_module_loc_conf(r, ngx_http_hpki_module);
-    hmcf = ngx_http_get_module_main_conf(r, ngx_http_hpki_module);
 
-    hash_alg = ngx_http_hpki_find_alg(ngx_http_hpki_hash_algs,
-                                      json_object_get(body, "hash_alg"),
-                                      "sha256");
-    if (hash_alg == NULL) {
-        *desc = "\"hash_alg\" must be sha256, sha384 or sha512";
-        return NGX_HTTP_BAD_REQUEST;
-    }
-
-    sig_alg = ngx_http_hpki_find_alg(ngx_http_hpki_sig_algs,
-                                     json_object_get(body, "sig_alg"),
-                                     "rsa-pkcs1");
-    if (sig_alg == NULL) {
-        *desc = "\"sig_alg\" must be rsa-pkcs1 or rsa-pss";
-        return NGX_HTTP_BAD_REQUEST;
-    }
-
-    hashes = json_object_get(body, "hashes");
     n = json_array_size(hashes);
 
     if (!json_is_array(hashes) || n == 0) {
-        *desc = "\"hashes\" must be a non-empty array of base64 digests";
-        return NGX_HTTP_BAD_REQUEST;
+        return ngx_http_hpki_error(r, NGX_HTTP_BAD_REQUEST, "invalid_request",
+                                   "\"hashes\" must be a non-empty array "
+                                   "of base64 digests");
     }
 
     if (n > hlcf->max_hashes) {
-        *desc = "too many hashes in one request";
-        return NGX_HTTP_BAD_REQUEST;
+        return ngx_http_hpki_error(r, NGX_HTTP_BAD_REQUEST, "invalid_request",
+                                   "too many hashes in one request");
     }
 
+    a = ngx_array_create(r->pool, n, sizeof(ngx_str_t));
+    if (a == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    for (i = 0; i < n; i++) {
+        h = json_array_get(hashes, i);
+
+        if (!json_is_string(h)
+            || json_string_length(h)
+               != ngx_base64_encoded_length(hash_alg->len))
+        {
+            goto invalid;
+        }
+
+        src.data = (u_char *) json_string_value(h);
+        src.len = json_string_length(h);
+
+        dst = ngx_array_push(a);
+        if (dst == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        dst->data = ngx_pnalloc(r->pool, hash_alg->len + 2);
+        if (dst->data == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (ngx_decode_base64(dst, &src) != NGX_OK
+            || dst->len != hash_alg->len)
+        {
+            goto invalid;
+        }
+    }
+
+    *digests = a;
+
+    return NGX_OK;
+
+invalid:
+
+    return ngx_http_hpki_error(r, NGX_HTTP_BAD_REQUEST, "invalid_request",
+                               "Invalid digest value length: each hash must "
+                               "be a base64 digest of the hash algorithm's "
+                               "length");
+}
+
+
+/* the SIGN frame for hpki-signd, kept in the request's sign context */
+
+ngx_int_t
+ngx_http_hpki_sign_prepare(ngx_http_request_t *r,
+    ngx_http_hpki_alg_t *hash_alg, ngx_uint_t sig_alg, ngx_array_t *digests,
+    ngx_uint_t csc)
+{
+    u_char                     *p, *start, alg;
+    size_t                      len;
+    ngx_str_t                  *d;
+    ngx_buf_t                  *b;
+    ngx_uint_t                  i;
+    ngx_http_hpki_ctx_t        *ctx;
+    ngx_http_variable_value_t  *vv;
+    ngx_http_hpki_sign_ctx_t   *sctx;
+    ngx_http_hpki_main_conf_t  *hmcf;
+
+    hmcf = ngx_http_get_module_main_conf(r, ngx_http_hpki_module);
+    ctx = ngx_http_get_module_ctx(r, ngx_http_hpki_module);
+
     vv = ngx_http_get_indexed_variable(r, hmcf->request_id_index);
+
+    d = digests->elts;
 
     len = 4 + 2
           + 3 + ctx->id.token.len
           + 3 + ctx->id.subject.len
           + 3 + 1
           + 3 + 1
-          + n * (3 + hash_alg->len)
+          + digests->nelts * (3 + hash_alg->len)
           + 3 + ((vv && !vv->not_found) ? vv->len : 0);
 
     if (len > NGX_HTTP_HPKI_FRAME_MAX) {
-        *desc = "the request is too large";
-        return NGX_HTTP_BAD_REQUEST;
+        return ngx_http_hpki_error(r, NGX_HTTP_BAD_REQUEST, "invalid_request",
+                                   "the request is too large");
     }
 
     b = ngx_create_temp_buf(r->pool, len);
     if (b == NULL) {
-        return NGX_ERROR;
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     start = b->pos;
@@ -313,38 +497,16 @@ ngx_http_hpki_sign_frame(ngx_http_request_t *r, ngx_http_hpki_ctx_t *ctx,
                                 ctx->id.token.data, ctx->id.token.len);
     p = ngx_http_hpki_put_field(p, NGX_HTTP_HPKI_TAG_USER,
                                 ctx->id.subject.data, ctx->id.subject.len);
+
     alg = (u_char) hash_alg->id;
     p = ngx_http_hpki_put_field(p, NGX_HTTP_HPKI_TAG_HASH_ALG, &alg, 1);
 
-    alg = (u_char) sig_alg->id;
+    alg = (u_char) sig_alg;
     p = ngx_http_hpki_put_field(p, NGX_HTTP_HPKI_TAG_SIG_ALG, &alg, 1);
 
-    for (i = 0; i < n; i++) {
-        h = json_array_get(hashes, i);
-
-        if (!json_is_string(h)
-            || json_string_length(h) != ngx_base64_encoded_length(
-                                             hash_alg->len))
-        {
-            *desc = "each hash must be a base64 digest of the hash_alg's "
-                    "length";
-            return NGX_HTTP_BAD_REQUEST;
-        }
-
-        src.data = (u_char *) json_string_value(h);
-        src.len = json_string_length(h);
-        dst.data = digest;
-
-        if (ngx_decode_base64(&dst, &src) != NGX_OK
-            || dst.len != hash_alg->len)
-        {
-            *desc = "each hash must be a base64 digest of the hash_alg's "
-                    "length";
-            return NGX_HTTP_BAD_REQUEST;
-        }
-
-        p = ngx_http_hpki_put_field(p, NGX_HTTP_HPKI_TAG_DIGEST, digest,
-                                    dst.len);
+    for (i = 0; i < digests->nelts; i++) {
+        p = ngx_http_hpki_put_field(p, NGX_HTTP_HPKI_TAG_DIGEST, d[i].data,
+                                    d[i].len);
     }
 
     if (vv && !vv->not_found) {
@@ -363,16 +525,48 @@ ngx_http_hpki_sign_frame(ngx_http_request_t *r, ngx_http_hpki_ctx_t *ctx,
 
     sctx = ngx_pcalloc(r->pool, sizeof(ngx_http_hpki_sign_ctx_t));
     if (sctx == NULL) {
-        return NGX_ERROR;
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     sctx->frame = b;
-    sctx->nhashes = n;
+    sctx->nhashes = digests->nelts;
     sctx->hash_alg = hash_alg->name;
+    sctx->csc = csc;
 
     ctx->data = sctx;
 
     return NGX_OK;
+}
+
+
+/* from a body or Redis handler: hand the prepared frame to hpki-signd */
+
+void
+ngx_http_hpki_sign_start(ngx_http_request_t *r)
+{
+    ngx_http_upstream_t       *u;
+    ngx_http_hpki_loc_conf_t  *hlcf;
+
+    if (ngx_http_upstream_create(r) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    hlcf = ngx_http_get_module_loc_conf(r, ngx_http_hpki_module);
+
+    u = r->upstream;
+
+    ngx_str_set(&u->schema, "hpki-signd://");
+    u->output.tag = (ngx_buf_tag_t) &ngx_http_hpki_module;
+    u->conf = &hlcf->upstream;
+
+    u->create_request = ngx_http_hpki_sign_create_request;
+    u->reinit_request = ngx_http_hpki_sign_reinit_request;
+    u->process_header = ngx_http_hpki_sign_process_header;
+    u->abort_request = ngx_http_hpki_sign_abort_request;
+    u->finalize_request = ngx_http_hpki_sign_finalize_request;
+
+    ngx_http_upstream_init(r);
 }
 
 
@@ -618,8 +812,15 @@ ngx_http_hpki_sign_reply(ngx_http_request_t *r,
             goto invalid;
         }
 
+        if (sctx->csc) {
+            /* CSC signatures/signHash: the signatures alone */
+            json_object_clear(body);
+
+        } else {
+            json_object_set(body, "chain", chain);
+        }
+
         json_object_set(body, "signatures", sigs);
-        json_object_set(body, "chain", chain);
         status = NGX_HTTP_OK;
 
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,

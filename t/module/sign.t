@@ -24,10 +24,16 @@ my $t = Hpki::Test->new(need => [qw(module signd admin)])
     ->enroll(id => 'demo-doctor', auth => 'doctor_auth',
              role => 'Medical Doctor')
     ->enroll(id => 'demo-pharmacist', auth => 'pharmacist_auth', key => 0)
-    ->write_nginx_conf(gateway_conf())
+    ->write_nginx_conf(gateway_conf(server => <<'CONF'))
+        location = /hpki/sign-limited {
+            hpki_auth on;
+            hpki_sign_rate 3r/m;
+            hpki_sign_pass hpki_signd;
+        }
+CONF
     ->start_nginx;
 
-plan tests => 45;
+plan tests => 50;
 
 my $cert = $t->{enrolled}{'demo-doctor'}{cert};
 my $token = $t->login('doctor_auth');
@@ -148,6 +154,23 @@ $r = $t->http(POST => '/hpki/sign', token => $ph_token,
     json => { hashes => [ b64($digest) ] });
 is $r->{status}, 403, 'a user without a second certificate: 403';
 is $r->{json}{error}, 'no_certificate', '... no_certificate';
+
+
+# --- a per-user rate limit, in Redis, counted in signatures -------------------
+
+my @two = (b64(sha256('a')), b64(sha256('b')));
+is $t->http(POST => '/hpki/sign-limited', token => $token,
+    json => { hashes => \@two })->{status}, 200, 'rate: 2 of 3: 200';
+$r = $t->http(POST => '/hpki/sign-limited', token => $token,
+    json => { hashes => \@two });
+is $r->{status}, 429, 'rate: 2 more would make 4 of 3: 429';
+is $r->{json}{error}, 'too_many_requests', 'rate: too_many_requests';
+is $t->http(POST => '/hpki/sign-limited', token => $token,
+    json => { hashes => [ $two[0] ] })->{status}, 200,
+    'rate: the one that fits: 200 (a refused request takes nothing)';
+is $t->http(POST => '/hpki/sign', token => $token,
+    json => { hashes => \@two })->{status}, 200,
+    'rate: an unlimited location is not affected';
 
 
 # --- logs: what happened, never the secrets -----------------------------------
