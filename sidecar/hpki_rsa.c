@@ -225,6 +225,91 @@ done:
 
 
 /*
+ * count fresh blinding pairs a[i] = r_i^e, ainv[i] = r_i^-1 mod n, each r_i
+ * drawn independently, with one modular inversion for the whole batch
+ * (Montgomery's trick: invert the product, then peel off one factor at a
+ * time).  The pairs are as independent as count separate draws; each
+ * must be used once.  a[] and ainv[] are allocated BIGNUMs.
+ */
+
+int
+hpki_rsa_blind_batch(const BIGNUM *n, const BIGNUM *e, BN_MONT_CTX *mont,
+    BIGNUM **a, BIGNUM **ainv, int count, BN_CTX *ctx)
+{
+    int       i, rc;
+    BIGNUM   *inv, *t;
+
+    rc = -1;
+
+    if (count < 1) {
+        return -1;
+    }
+
+    BN_CTX_start(ctx);
+    inv = BN_CTX_get(ctx);
+    t = BN_CTX_get(ctx);
+
+    if (t == NULL) {
+        goto done;
+    }
+
+    /* a[i] = r_i, ainv[i] = r_0 * ... * r_i */
+
+    for (i = 0; i < count; i++) {
+        do {
+            if (BN_priv_rand_range(a[i], n) != 1) {
+                goto done;
+            }
+        } while (BN_is_zero(a[i]) || BN_is_one(a[i]));
+
+        if (i == 0 ? BN_copy(ainv[0], a[0]) == NULL
+                   : BN_mod_mul(ainv[i], ainv[i - 1], a[i], n, ctx) != 1)
+        {
+            goto done;
+        }
+    }
+
+    /* one inversion; fails only if some r_i shares a factor with n */
+
+    if (BN_mod_inverse(inv, ainv[count - 1], n, ctx) == NULL) {
+        goto done;
+    }
+
+    for (i = count - 1; i > 0; i--) {
+        if (BN_mod_mul(ainv[i], inv, ainv[i - 1], n, ctx) != 1
+            || BN_mod_mul(inv, inv, a[i], n, ctx) != 1)
+        {
+            goto done;
+        }
+    }
+
+    if (BN_copy(ainv[0], inv) == NULL) {
+        goto done;
+    }
+
+    for (i = 0; i < count; i++) {
+        if (BN_mod_exp_mont(t, a[i], e, n, ctx, mont) != 1
+            || BN_copy(a[i], t) == NULL)
+        {
+            goto done;
+        }
+    }
+
+    rc = 0;
+
+done:
+
+    if (t != NULL) {
+        BN_clear(inv);
+        BN_clear(t);
+    }
+
+    BN_CTX_end(ctx);
+    return rc;
+}
+
+
+/*
  * y = x^share mod n, constant time in the share; a negative share
  * (after a refresh) exponentiates the inverse of x.
  */

@@ -45,6 +45,10 @@
 #define HPKI_SIGND_DRAIN_TIMEOUT    30000       /* ms */
 #define HPKI_SIGND_RESPAWN_DELAY    1000        /* ms */
 #define HPKI_SIGND_REQID_MAX        128
+#define HPKI_SIGND_KEYS             64          /* public keys cached */
+#define HPKI_SIGND_BLIND            16          /* pairs made at once */
+#define HPKI_SIGND_BLIND_LOW        4           /* refill below, after
+                                                   dispatching */
 
 
 typedef struct hpki_signd_conn_s    hpki_signd_conn_t;
@@ -113,6 +117,26 @@ struct hpki_signd_worker_s {
 };
 
 
+/*
+ * A public key seen in a record, with what the combiner reuses for it:
+ * the RSA object (OpenSSL caches its Montgomery form for the check of
+ * every signature) and a stock of unused blinding pairs (r^e, r^-1), each
+ * from its own random r, made a batch at a time with one inversion, and
+ * each handed to exactly one digest.  Found by (n, e) from the record
+ * read for every request, so a revoked or deleted key is still refused
+ * at once; a new key for the same user simply gets another entry.
+ */
+
+typedef struct {
+    RSA                    *pub;            /* NULL: free slot */
+    BN_MONT_CTX            *mont;
+    BIGNUM                 *a[HPKI_SIGND_BLIND];        /* r^e */
+    BIGNUM                 *ainv[HPKI_SIGND_BLIND];     /* r^-1 */
+    int                     npairs;
+    uint64_t                used;
+} hpki_signd_key_t;
+
+
 typedef struct {
     hpki_conf_t            *cf;
     char                    exe[PATH_MAX];
@@ -133,6 +157,8 @@ typedef struct {
     redisContext           *redis;
     BN_CTX                 *bn;
     hpki_frame_t            frame;
+    uint64_t                key_tick;
+    hpki_signd_key_t        keys[HPKI_SIGND_KEYS];
 } hpki_signd_t;
 
 
@@ -161,6 +187,10 @@ static void hpki_signd_reply_error(hpki_signd_conn_t *c, int code,
 static void hpki_signd_audit(hpki_signd_t *sd, hpki_signd_req_t *req,
     const char *result);
 static void hpki_signd_req_free(hpki_signd_req_t *req);
+static hpki_signd_key_t *hpki_signd_key(hpki_signd_t *sd,
+    const hpki_key_record_t *rec);
+static int hpki_signd_key_refill(hpki_signd_t *sd, hpki_signd_key_t *k);
+static void hpki_signd_key_free(hpki_signd_key_t *k);
 static void hpki_signd_signals(hpki_signd_t *sd);
 static void hpki_signd_timers(hpki_signd_t *sd);
 
@@ -1029,6 +1059,7 @@ hpki_signd_sign(hpki_signd_t *sd, hpki_signd_conn_t *c, hpki_frame_t *f)
     int                  i, j, code, rc, nbits;
     size_t               d;
     const char          *msg;
+    hpki_signd_key_t    *key;
     hpki_signd_req_t    *req;
     const hpki_field_t  *fld;
 
@@ -1179,34 +1210,55 @@ hpki_signd_sign(hpki_signd_t *sd, hpki_signd_conn_t *c, hpki_frame_t *f)
     }
 
     nbits = BN_num_bits(req->rec.n);
-    req->pub = hpki_rsa_public(req->rec.n, req->rec.e);
+    key = NULL;
 
-    if (req->pub == NULL || nbits < 2048 || nbits > 8 * HPKI_RSA_MAX_BYTES) {
+    if (nbits >= 2048 && nbits <= 8 * HPKI_RSA_MAX_BYTES) {
+        key = hpki_signd_key(sd, &req->rec);
+    }
+
+    if (key == NULL) {
         code = HPKI_E_INTERNAL;
         msg = "bad public key record";
         goto failed_audit;
     }
 
+    req->pub = key->pub;
+    RSA_up_ref(req->pub);
     req->k = RSA_size(req->pub);
+
+    /* pad, then blind with a pair of the stock: x = EM * r^e mod n */
 
     for (d = 0; d < (size_t) req->ndigests; d++) {
         req->em[d] = malloc(req->k);
         req->x[d] = BN_new();
-        req->rinv[d] = BN_new();
         req->y[0][d] = BN_new();
         req->y[1][d] = BN_new();
+
+        if (key->npairs == 0) {
+            hpki_signd_key_refill(sd, key);
+        }
+
+        if (key->npairs > 0) {
+            key->npairs--;
+            req->rinv[d] = key->ainv[key->npairs];
+            key->ainv[key->npairs] = NULL;
+        }
 
         if (req->em[d] == NULL || req->x[d] == NULL || req->rinv[d] == NULL
             || req->y[0][d] == NULL || req->y[1][d] == NULL
             || hpki_rsa_encode(req->pub, req->hash_alg, req->sig_alg,
                                req->digest[d], req->dlen, req->em[d]) != 0
-            || hpki_rsa_blind(req->pub, req->em[d], req->x[d], req->rinv[d],
-                              sd->bn) != 0)
+            || BN_bin2bn(req->em[d], req->k, req->x[d]) == NULL
+            || BN_mod_mul(req->x[d], req->x[d], key->a[key->npairs],
+                          req->rec.n, sd->bn) != 1)
         {
             code = HPKI_E_INTERNAL;
             msg = "cannot encode the digest";
             goto failed_audit;
         }
+
+        BN_clear_free(key->a[key->npairs]);     /* used once */
+        key->a[key->npairs] = NULL;
     }
 
     /* one job per digest and share, both shares at once */
@@ -1235,6 +1287,13 @@ hpki_signd_sign(hpki_signd_t *sd, hpki_signd_conn_t *c, hpki_frame_t *f)
 
     hpki_signd_dispatch(sd, 0);
     hpki_signd_dispatch(sd, 1);
+
+    /* the partials are under way: restock now, off the critical path */
+
+    if (key->npairs < HPKI_SIGND_BLIND_LOW) {
+        hpki_signd_key_refill(sd, key);
+    }
+
     return;
 
 failed_audit:
@@ -1431,6 +1490,116 @@ hpki_signd_req_free(hpki_signd_req_t *req)
     }
 
     free(req);
+}
+
+
+/* the cache entry of the record's public key, made if need be */
+
+static hpki_signd_key_t *
+hpki_signd_key(hpki_signd_t *sd, const hpki_key_record_t *rec)
+{
+    int                i;
+    const BIGNUM      *n, *e;
+    hpki_signd_key_t  *k, *lru;
+
+    lru = NULL;
+
+    for (i = 0; i < HPKI_SIGND_KEYS; i++) {
+        k = &sd->keys[i];
+
+        if (k->pub == NULL) {
+            if (lru == NULL || lru->pub != NULL) {
+                lru = k;
+            }
+            continue;
+        }
+
+        RSA_get0_key(k->pub, &n, &e, NULL);
+
+        if (BN_cmp(n, rec->n) == 0 && BN_cmp(e, rec->e) == 0) {
+            k->used = ++sd->key_tick;
+            return k;
+        }
+
+        if (lru == NULL || (lru->pub != NULL && k->used < lru->used)) {
+            lru = k;
+        }
+    }
+
+    k = lru;
+    hpki_signd_key_free(k);
+
+    k->pub = hpki_rsa_public(rec->n, rec->e);
+    k->mont = BN_MONT_CTX_new();
+
+    if (k->pub == NULL || k->mont == NULL
+        || BN_MONT_CTX_set(k->mont, rec->n, sd->bn) != 1)
+    {
+        hpki_signd_key_free(k);
+        return NULL;
+    }
+
+    k->used = ++sd->key_tick;
+    return k;
+}
+
+
+/* fills the stock of blinding pairs; -1 (logged) if it cannot */
+
+static int
+hpki_signd_key_refill(hpki_signd_t *sd, hpki_signd_key_t *k)
+{
+    int            i, count;
+    const BIGNUM  *n, *e;
+
+    count = HPKI_SIGND_BLIND - k->npairs;
+    if (count == 0) {
+        return 0;
+    }
+
+    for (i = k->npairs; i < HPKI_SIGND_BLIND; i++) {
+        if (k->a[i] == NULL) {
+            k->a[i] = BN_new();
+        }
+        if (k->ainv[i] == NULL) {
+            k->ainv[i] = BN_new();
+        }
+        if (k->a[i] == NULL || k->ainv[i] == NULL) {
+            return -1;
+        }
+    }
+
+    RSA_get0_key(k->pub, &n, &e, NULL);
+
+    /* an inversion fails only if an r shares a factor with n: draw again */
+
+    for (i = 0; i < 2; i++) {
+        if (hpki_rsa_blind_batch(n, e, k->mont, &k->a[k->npairs],
+                                 &k->ainv[k->npairs], count, sd->bn) == 0)
+        {
+            k->npairs = HPKI_SIGND_BLIND;
+            return 0;
+        }
+    }
+
+    hpki_log(HPKI_LOG_ERROR, "cannot make blinding factors");
+    return -1;
+}
+
+
+static void
+hpki_signd_key_free(hpki_signd_key_t *k)
+{
+    int  i;
+
+    for (i = 0; i < HPKI_SIGND_BLIND; i++) {
+        BN_clear_free(k->a[i]);
+        BN_clear_free(k->ainv[i]);
+    }
+
+    RSA_free(k->pub);
+    BN_MONT_CTX_free(k->mont);
+    memset(k, 0, sizeof(*k));
 }
 
 

@@ -155,6 +155,66 @@ test_key(int bits, int rounds)
        && memcmp(s1, s2, k) == 0,
        "RSA-%d refreshed shares (one negative) sign identically", bits);
 
+    /* batch blinding: a[i] * ainv[i]^e = 1, fresh r_i, signature as before */
+
+    {
+        int           j, good, fresh;
+        BIGNUM       *a[16], *ai[16], *t;
+        BN_MONT_CTX  *mont;
+        u_char        em[HPKI_RSA_MAX_BYTES];
+
+        mont = BN_MONT_CTX_new();
+        t = BN_new();
+        BN_MONT_CTX_set(mont, n, bn);
+
+        for (j = 0; j < 16; j++) {
+            a[j] = BN_new();
+            ai[j] = BN_new();
+        }
+
+        good = hpki_rsa_blind_batch(n, e, mont, a, ai, 16, bn) == 0;
+        fresh = 1;
+
+        for (j = 0; good && j < 16; j++) {
+            good = BN_mod_exp(t, ai[j], e, n, bn) == 1
+                   && BN_mod_mul(t, t, a[j], n, bn) == 1 && BN_is_one(t);
+            if (j > 0 && BN_cmp(ai[j], ai[j - 1]) == 0) {
+                fresh = 0;
+            }
+        }
+
+        ok(good, "RSA-%d batch blinding: every (r^e, r^-1) pair matches",
+           bits);
+        ok(fresh, "RSA-%d batch blinding: the pairs differ", bits);
+
+        RAND_bytes(dg, 32);
+        slen = sizeof(s2);
+        hpki_rsa_encode(pub, 1, 1, dg, 32, em);
+        BN_bin2bn(em, k, t);
+        good = BN_mod_mul(t, t, a[7], n, bn) == 1;
+        {
+            BIGNUM  *ya = BN_new(), *yb = BN_new();
+
+            good = good && hpki_rsa_partial(ya, t, da, n, bn) == 0
+                   && hpki_rsa_partial(yb, t, db, n, bn) == 0
+                   && hpki_rsa_combine(pub, ya, yb, ai[7], s1, bn) == 0
+                   && whole_sign(pk, 1, dg, 32, s2, &slen) == 0
+                   && memcmp(s1, s2, k) == 0;
+            BN_free(ya);
+            BN_free(yb);
+        }
+        ok(good, "RSA-%d signature blinded by a batch pair == whole-key",
+           bits);
+
+        for (j = 0; j < 16; j++) {
+            BN_free(a[j]);
+            BN_free(ai[j]);
+        }
+
+        BN_free(t);
+        BN_MONT_CTX_free(mont);
+    }
+
     /* a wrong share: the combiner's check refuses the result */
 
     neg = BN_dup(da);
