@@ -18,14 +18,15 @@ MODULE_UNIT_DEPS     = $(MODULE_UNIT_SRC) \
                        ngx_hpki_module/ngx_http_hpki_cert.h \
                        ngx_hpki_module/ngx_http_hpki_jws.h \
                        t/unit/unit.mk
-MODULE_UNIT_BINS     = build/t/unit-cert build/t/unit-jws
+MODULE_UNIT_BINS     = build/t/unit-cert build/t/unit-jws \
+                       build/t/unit-inspect
 
 .PHONY: module-unit module-unit-test
 
 module-unit: $(MODULE_UNIT_BINS)
 
 module-unit-test: module-unit
-	prove t/unit/cert.t t/unit/jws.t
+	prove t/unit/cert.t t/unit/jws.t t/unit/inspect.t
 
 build/t/unit-cert: t/unit/cert.c $(MODULE_UNIT_DEPS)
 	@mkdir -p $(@D)
@@ -38,6 +39,20 @@ build/t/unit-jws: t/unit/jws.c $(MODULE_UNIT_DEPS)
 	$(MODULE_UNIT_CC) $(MODULE_UNIT_CFLAGS) $(EXTRA_CFLAGS) \
 	    -I ngx_hpki_module -o $@ t/unit/jws.c $(MODULE_UNIT_SRC) \
 	    $(MODULE_UNIT_LIBS)
+
+# ngx_http_hpki_inspect.c: /hpki/verify and hpki-admin cert inspect
+
+MODULE_UNIT_INSPECT_SRC = ngx_hpki_module/ngx_http_hpki_inspect.c \
+                          ngx_hpki_module/ngx_http_hpki_cert.c \
+                          ngx_hpki_module/ngx_http_hpki_jws.c
+
+build/t/unit-inspect: t/unit/inspect.c $(MODULE_UNIT_INSPECT_SRC) \
+    ngx_hpki_module/ngx_http_hpki_inspect.h \
+    ngx_hpki_module/ngx_http_hpki_cert.h t/unit/unit.mk
+	@mkdir -p $(@D)
+	$(MODULE_UNIT_CC) $(MODULE_UNIT_CFLAGS) $(EXTRA_CFLAGS) \
+	    -I ngx_hpki_module -o $@ t/unit/inspect.c \
+	    $(MODULE_UNIT_INSPECT_SRC) $(MODULE_UNIT_LIBS)
 
 # when included, do not steal the includer's default goal
 ifneq ($(module_unit_included),)
