@@ -9,6 +9,7 @@
 #include "ngx_http_hpki_token.h"
 #include "ngx_http_hpki_cache.h"
 #include "ngx_http_hpki_oauth.h"
+#include "ngx_http_hpki_csc.h"
 #include "ngx_http_hpki_login.h"
 #include "ngx_http_hpki_sign.h"
 
@@ -175,7 +176,28 @@ static ngx_command_t  ngx_http_hpki_commands[] = {
       ngx_http_hpki_sign_pass,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
+      ngx_http_hpki_sign_handler },
+
+    { ngx_string("hpki_csc_pass"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_hpki_sign_pass,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      ngx_http_hpki_csc_handler },
+
+    { ngx_string("hpki_csc_sad_lifetime"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_hpki_loc_conf_t, sad_lifetime),
       NULL },
+
+    { ngx_string("hpki_csc_info"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_hpki_set_handler,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      ngx_http_hpki_csc_info_handler },
 
     { ngx_string("hpki_sign_connect_timeout"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -463,6 +485,7 @@ ngx_http_hpki_create_loc_conf(ngx_conf_t *cf)
     conf->login_card = NGX_CONF_UNSET;
     conf->max_hashes = NGX_CONF_UNSET_UINT;
     conf->rate = NGX_CONF_UNSET_UINT;
+    conf->sad_lifetime = NGX_CONF_UNSET;
 
     conf->upstream.local = NGX_CONF_UNSET_PTR;
     conf->upstream.socket_keepalive = NGX_CONF_UNSET;
@@ -513,10 +536,12 @@ ngx_http_hpki_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     if (conf->upstream.upstream && !conf->auth) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "hpki_sign_pass needs \"hpki_auth on\"");
+                           "hpki_sign_pass and hpki_csc_pass need "
+                           "\"hpki_auth on\"");
         return NGX_CONF_ERROR;
     }
     ngx_conf_merge_uint_value(conf->max_hashes, prev->max_hashes, 32);
+    ngx_conf_merge_value(conf->sad_lifetime, prev->sad_lifetime, 300);
 
     if (conf->rate == NGX_CONF_UNSET_UINT) {
         conf->rate = (prev->rate == NGX_CONF_UNSET_UINT) ? 0 : prev->rate;
@@ -764,7 +789,7 @@ ngx_http_hpki_sign_pass(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
-    clcf->handler = ngx_http_hpki_sign_handler;
+    clcf->handler = (ngx_http_handler_pt) cmd->post;
 
     return NGX_CONF_OK;
 }

@@ -44,6 +44,7 @@ typedef struct {
     ngx_http_complex_value_t    *login_url;      /* browsers: 302 not 401 */
     ngx_flag_t                   login_card;
     ngx_uint_t                   max_hashes;
+    time_t                       sad_lifetime;   /* CSC */
     ngx_uint_t                   rate;           /* signatures per window */
     time_t                       rate_window;
     ngx_http_upstream_conf_t     upstream;

@@ -84,7 +84,7 @@ $c->write_nginx_conf(gateway_conf(sign => 'hpki_sign_pass hpki_signd;')
     =~ s/hpki_auth on;\s*(hpki_sign_pass)/$1/r);
 $rc = $c->nginx_test_conf;
 isnt $rc->{rc}, 0, 'hpki_sign_pass without hpki_auth: nginx -t fails';
-like $rc->{err} . $c->error_log, qr/needs "hpki_auth on"/, '... and says so';
+like $rc->{err} . $c->error_log, qr/need "hpki_auth on"/, '... and says so';
 
 $c->write_nginx_conf(gateway_conf(
     http => "    hpki_token_key %%PKI%%/server.pem kid=bad;\n"));
