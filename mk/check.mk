@@ -12,3 +12,6 @@ test-asan: deps
 	scripts/test-asan.sh
 
 include fuzz/fuzz.mk
+
+test-valgrind: deps all
+	mk/test-valgrind.sh
