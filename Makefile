@@ -20,6 +20,7 @@ deps:
 include sidecar/sidecar.mk
 include t/unit/unit.mk
 -include mk/check.mk
+-include stress/stress.mk
 
 module: $(MODULE)
 
