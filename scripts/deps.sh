@@ -4,7 +4,8 @@ set -eu
 
 PACKAGES="build-essential nginx nginx-dev libssl-dev openssl libjansson-dev
 libjwt-dev libhiredis-dev libfido2-dev libcbor-dev libqrencode-dev
-redis-server redis-tools curl perl libjson-pp-perl"
+redis-server redis-tools curl perl libjson-pp-perl
+git clang llvm libclang-rt-14-dev valgrind"
 
 missing=""
 for p in $PACKAGES; do
