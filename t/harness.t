@@ -54,7 +54,7 @@ http {
 EOF
     ->start_nginx;
 
-plan tests => 29;
+plan tests => 31;
 
 
 # --- nginx and the demo PKI -------------------------------------------------
@@ -125,6 +125,10 @@ like $t->redis_as('share-b', GET => 'hpki:a:x:1'), qr/^NOPERM/,
     'share-b cannot read hpki:a:*';
 like $t->redis_as('share-a', GET => 'hpki:user:x'), qr/^NOPERM/,
     'share-a cannot read public records';
+like $t->redis(GET => 'hpki:a:x:1'), qr/^NOPERM/,
+    'the gateway (default user) cannot read share store A';
+like $t->redis(GET => 'hpki:b:x:1'), qr/^NOPERM/,
+    'nor share store B';
 is $t->redis(CONFIG => 'GET', 'appendonly')->[1], 'yes', 'AOF is on';
 is((stat $t->redis_password_file('share-a'))[2] & 07777, 0600,
     'password files are mode 0600');
