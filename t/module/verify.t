@@ -125,7 +125,7 @@ $t->write_nginx_conf(gateway_conf(server => <<"SERVER"))->start_nginx;
         }
 SERVER
 
-plan tests => 80;
+plan tests => 83;
 
 
 sub slurp {
@@ -376,6 +376,25 @@ is $r->{json}{error}, 'invalid_request', '... with a JSON error';
 
 $r = verify(\%good);
 is $r->{json}{valid}, JSON::PP::true, 'still answering after all that';
+
+
+# --- hpki-admin cert inspect says the same, without a signature ---------------
+
+SKIP: {
+    my $a = $t->admin('cert', 'inspect', $cert_file, '--ca',
+        $t->pki('root_ca_cert'), '--ca', $t->pki('sign_ca_cert'));
+    skip 'hpki-admin has no "cert inspect" yet', 3 if $a->{rc} == 2;
+
+    is $a->{rc}, 0, 'hpki-admin cert inspect: exit 0';
+    my $j = eval { JSON::PP->new->decode($a->{out}) } // {};
+    my $v = verify(\%good)->{json};
+    delete @$v{qw(valid reasons)};
+    is_deeply $j, $v, '... the same JSON as /hpki/verify, but valid/reasons';
+
+    $a = $t->admin('cert', 'inspect', $t->pki('doctor_sign_cert'));
+    like $a->{out}, qr/"chain": "unable to get local issuer certificate"/,
+        '... without --ca nothing chains';
+}
 
 
 # --- logs ---------------------------------------------------------------------
