@@ -64,7 +64,7 @@ sub openssl {
 
 sub inspect {
     my (@args) = @_;
-    my $out = `'$bin' --inspect @args`;
+    my $out = `'$bin' --inspect @args 2>/dev/null`;
     return $? == 0 ? decode_json($out) : undef;
 }
 
