@@ -5,7 +5,8 @@ set -eu
 PACKAGES="build-essential nginx nginx-dev libssl-dev openssl libjansson-dev
 libjwt-dev libhiredis-dev libfido2-dev libcbor-dev libqrencode-dev
 redis-server redis-tools curl perl libjson-pp-perl
-git clang llvm libclang-rt-14-dev valgrind"
+git clang llvm libclang-rt-14-dev valgrind
+wrk libnginx-mod-http-lua lua-nginx-redis lua-cjson"
 
 missing=""
 for p in $PACKAGES; do
