@@ -24,6 +24,19 @@ static ngx_int_t ngx_http_hpki_login_reply(ngx_http_request_t *r,
     ngx_http_hpki_ctx_t *ctx);
 
 
+/*
+ * KEYS: hpki:tok:<jti>, hpki:fail:<sub>; ARGV: sub, ttl, lockout limit
+ * (0: off).  A locked-out subject gets no token.
+ */
+
+static const char  ngx_http_hpki_login_script[] =
+    "if ARGV[3] ~= '0' and "
+    "   tonumber(redis.call('GET', KEYS[2]) or '0') >= tonumber(ARGV[3]) "
+    "then return 'locked' end "
+    "redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) "
+    "return 'ok'";
+
+
 ngx_int_t
 ngx_http_hpki_login_card_handler(ngx_http_request_t *r)
 {
@@ -247,12 +260,17 @@ ngx_http_hpki_login_user(ngx_http_request_t *r, void *data,
     }
 
     rc = ngx_http_hpki_redis_command(r, ngx_http_hpki_login_stored, ctx,
-                                     "SET hpki:tok:%b %b EX %lld",
+                                     "EVAL %s 2 hpki:tok:%b hpki:fail:%b "
+                                     "%b %lld %lld",
+                                     ngx_http_hpki_login_script,
                                      ctx->id.token_id.data,
                                      ctx->id.token_id.len,
                                      ctx->id.subject.data,
                                      ctx->id.subject.len,
-                                     (long long) hmcf->token_ttl);
+                                     ctx->id.subject.data,
+                                     ctx->id.subject.len,
+                                     (long long) hmcf->token_ttl,
+                                     (long long) hmcf->lockout_limit);
     if (rc != NGX_OK) {
         ngx_http_finalize_request(r, ngx_http_hpki_fail(r,
                                   NGX_HTTP_SERVICE_UNAVAILABLE,
@@ -268,7 +286,23 @@ ngx_http_hpki_login_stored(ngx_http_request_t *r, void *data,
 {
     ngx_http_hpki_ctx_t  *ctx = data;
 
-    if (reply == NULL || reply->type != REDIS_REPLY_STATUS) {
+    if (reply && reply->type == REDIS_REPLY_STRING
+        && ngx_strcmp(reply->str, "locked") == 0)
+    {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "hpki: card login of \"%V\" refused: locked out",
+                      &ctx->id.subject);
+
+        ngx_http_finalize_request(r, ngx_http_hpki_send_error(r,
+                                  NGX_HTTP_FORBIDDEN, "access_denied",
+                                  "the account is locked after repeated "
+                                  "token misuse; ask the operator"));
+        return;
+    }
+
+    if (reply == NULL || reply->type != REDIS_REPLY_STRING
+        || ngx_strcmp(reply->str, "ok") != 0)
+    {
         if (reply && reply->type == REDIS_REPLY_ERROR) {
             ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                           "hpki: redis: %*s", (size_t) reply->len,

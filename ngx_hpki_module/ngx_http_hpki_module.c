@@ -10,6 +10,7 @@
 #include "ngx_http_hpki_cache.h"
 #include "ngx_http_hpki_oauth.h"
 #include "ngx_http_hpki_csc.h"
+#include "ngx_http_hpki_lockout.h"
 #include "ngx_http_hpki_login.h"
 #include "ngx_http_hpki_sign.h"
 
@@ -69,6 +70,13 @@ static ngx_command_t  ngx_http_hpki_commands[] = {
     { ngx_string("hpki_token_cache"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
       ngx_http_hpki_cache_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("hpki_lockout"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      ngx_http_hpki_lockout_directive,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },

@@ -30,6 +30,8 @@ typedef struct {
     time_t                       leeway;
 
     void                        *cache;          /* hpki_token_cache */
+    ngx_uint_t                   lockout_limit;  /* 0: off */
+    time_t                       lockout_window;
     ngx_str_t                    jwks;           /* made at start */
     ngx_str_t                    discovery;
 

@@ -12,6 +12,7 @@
 #include "ngx_http_hpki_reply.h"
 #include "ngx_http_hpki_cert.h"
 #include "ngx_http_hpki_cache.h"
+#include "ngx_http_hpki_lockout.h"
 
 #include <openssl/rand.h>
 #include <openssl/sha.h>
@@ -167,9 +168,14 @@ ngx_http_hpki_auth_start(ngx_http_request_t *r, ngx_http_hpki_ctx_t *ctx)
         return rc;
     }
 
+    /* the token's state, and its subject's misuse counter */
+
     rc = ngx_http_hpki_redis_command(r, ngx_http_hpki_auth_state, ctx,
-                                     "GET hpki:tok:%b", ctx->id.token_id.data,
-                                     ctx->id.token_id.len);
+                                     "MGET hpki:tok:%b hpki:fail:%b",
+                                     ctx->id.token_id.data,
+                                     ctx->id.token_id.len,
+                                     ctx->id.subject.data,
+                                     ctx->id.subject.len);
 
     if (rc == NGX_ERROR) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -200,9 +206,36 @@ ngx_http_hpki_auth_state(ngx_http_request_t *r, void *data,
     ctx->auth_pending = 0;
     ctx->auth_done = 1;
 
-    rc = ngx_http_hpki_redis_string(r, reply, &sub);
+    if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2) {
+        rc = ngx_http_hpki_redis_string(r, reply->element[0], &sub);
 
-    if (rc == NGX_ERROR) {
+    } else {
+        if (reply && reply->type == REDIS_REPLY_ERROR) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "hpki: redis: %*s", (size_t) reply->len,
+                          reply->str);
+
+        } else if (reply) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "hpki: redis: unexpected reply type %d to MGET",
+                          reply->type);
+        }
+
+        rc = NGX_ERROR;
+    }
+
+    if (rc != NGX_ERROR
+        && ngx_http_hpki_lockout_locked(r, reply->element[1]))
+    {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "hpki: \"%V\" is locked out", &ctx->id.subject);
+
+        ctx->auth_status = ngx_http_hpki_error(r, NGX_HTTP_FORBIDDEN,
+                                "access_denied",
+                                "the account is locked after repeated token "
+                                "misuse; ask the operator");
+
+    } else if (rc == NGX_ERROR) {
         /* fail closed */
         ctx->auth_status = NGX_HTTP_SERVICE_UNAVAILABLE;
 
@@ -216,9 +249,8 @@ ngx_http_hpki_auth_state(ngx_http_request_t *r, void *data,
         ctx->auth_status = ngx_http_hpki_check_role(r, &ctx->id);
 
     } else {
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "hpki: token of \"%V\" is revoked or unknown",
-                      &ctx->id.subject);
+        ngx_http_hpki_lockout_record(r, &ctx->id.subject,
+                                     "the token is revoked or unknown");
 
         ctx->auth_status = ngx_http_hpki_unauthorized(r, "invalid_token",
                                         "the token is revoked or unknown");
@@ -448,9 +480,8 @@ ngx_http_hpki_check_binding(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                  "hpki: token of \"%V\" presented with another client "
-                  "certificate", &id->subject);
+    ngx_http_hpki_lockout_record(r, &id->subject,
+                                 "presented with another client certificate");
 
     return ngx_http_hpki_unauthorized(r, "invalid_token",
                         "the token is bound to another client certificate");

@@ -71,7 +71,9 @@ for my $run (1, 2) {
     $r = whoami();
     is $r->{status}, 200, "fragments bytes (run $run): token check 200";
     is $r->{json}{sub}, 'demo-doctor', "fragments bytes (run $run): subject";
-    is $fake->stats->{writes} - $w, length(bulk('demo-doctor')),
+    # the token check's MGET: the token's state and its subject's counter
+    is $fake->stats->{writes} - $w,
+        length("*2\r\n" . bulk('demo-doctor') . "\$-1\r\n"),
         "fragments bytes (run $run): the reply went out one byte a write";
 
     $r = $t->http(GET => '/whoami',
@@ -207,7 +209,7 @@ for my $run (1, 2) {
 for my $run (1, 2) {
     # the user is found, the token state cannot be written: no token
     my $mark = length $t->error_log;
-    $fake->mode('error', only => 'SET');
+    $fake->mode('error', only => 'EVAL');
     my ($res, @seen) = through_fake(\&login);
     fault_ok("card login, SET fails (run $run)", $res, \@seen, 503);
     ok !defined $res->{json}{access_token},
@@ -219,7 +221,7 @@ for my $run (1, 2) {
 }
 
 for my $run (1, 2) {
-    $fake->mode('hang', only => 'SET');
+    $fake->mode('hang', only => 'EVAL');
     my ($res, @seen) = through_fake(\&login);
     fault_ok("card login, SET hangs (run $run)", $res, \@seen, 503);
     $fake->mode('normal');

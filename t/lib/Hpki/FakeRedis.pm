@@ -2,7 +2,8 @@ package Hpki::FakeRedis;
 
 # A fake Redis for fault injection, in the style of nginx-tests'
 # memcached_fake.t: a forked child speaking just enough RESP for the
-# gateway (GET, SET key value [EX n], DEL, PING), from a hash the test
+# gateway (GET, MGET, SET key value [EX n], DEL, PING, and EVAL of the
+# gateway's own scripts), from a hash the test
 # fills, that can be told at run time to misbehave.
 #
 #     use Hpki::FakeRedis;
@@ -473,6 +474,13 @@ sub answer {
         }
         return ("+OK\r\n", 'OK');
     }
+    if ($name eq 'MGET') {
+        return ('*' . @a . "\r\n" . join('', map { bulk($d->{$_}) } @a),
+                $d->{$a[0]});
+    }
+    if ($name eq 'EVAL' && @a >= 2) {
+        return $self->script(@a);
+    }
     if ($name eq 'DEL') {
         my $n = grep { defined delete $d->{$_} } @a;
         return (":$n\r\n", $n);
@@ -481,6 +489,29 @@ sub answer {
         return ("+PONG\r\n", 'PONG');
     }
     return ("-ERR unknown command '$name'\r\n", undef);
+}
+
+# the gateway's Lua scripts, recognised by what they do: the card login's
+# token store (refused when locked out) and the misuse counter
+
+sub script {
+    my ($self, $text, $nkeys, @rest) = @_;
+    my @keys = splice @rest, 0, $nkeys;
+    my $d = $self->{data};
+
+    if ($text =~ /'locked'/) {
+        my ($sub, $ttl, $limit) = @rest;
+        return (bulk('locked'), 'locked')
+            if $limit && ($d->{$keys[1]} // 0) >= $limit;
+        $d->{$keys[0]} = $sub;
+        $self->{ttl}{$keys[0]} = $ttl;
+        return (bulk('ok'), 'ok');
+    }
+    if ($text =~ /INCR/) {
+        my $n = ++$d->{$keys[0]};
+        return (":$n\r\n", $n);
+    }
+    return ("-ERR unknown script\r\n", undef);
 }
 
 sub command {
@@ -559,7 +590,10 @@ sub command {
         $self->queue($c, $now, $r);
 
     } elsif ($mode eq 'nil') {
-        $self->queue($c, $now, "\$-1\r\n");
+        # no such key: MGET answers an array of nils
+        my $n = @$cmd - 1;
+        $self->queue($c, $now, $name eq 'MGET' ? "*$n\r\n" . "\$-1\r\n" x $n
+                                               : "\$-1\r\n");
 
     } elsif ($mode eq 'slow') {
         $c->{slow} = 1;
