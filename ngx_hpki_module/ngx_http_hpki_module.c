@@ -228,6 +228,27 @@ static ngx_command_t  ngx_http_hpki_commands[] = {
       0,
       NULL },
 
+    { ngx_string("hpki_verify"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_hpki_verify,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_hpki_loc_conf_t, verify),
+      NULL },
+
+    { ngx_string("hpki_verify_trust"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_hpki_verify_files,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_hpki_loc_conf_t, verify.trust),
+      NULL },
+
+    { ngx_string("hpki_verify_crl"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_hpki_verify_files,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_hpki_loc_conf_t, verify.crl),
+      NULL },
+
     { ngx_string("hpki_sign_max_hashes"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_num_slot,
@@ -495,6 +516,8 @@ ngx_http_hpki_create_loc_conf(ngx_conf_t *cf)
     conf->rate = NGX_CONF_UNSET_UINT;
     conf->sad_lifetime = NGX_CONF_UNSET;
 
+    ngx_http_hpki_verify_create_conf(&conf->verify);
+
     conf->upstream.local = NGX_CONF_UNSET_PTR;
     conf->upstream.socket_keepalive = NGX_CONF_UNSET;
     conf->upstream.next_upstream_tries = NGX_CONF_UNSET_UINT;
@@ -585,6 +608,12 @@ ngx_http_hpki_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     if (conf->upstream.upstream == NULL) {
         conf->upstream.upstream = prev->upstream.upstream;
+    }
+
+    if (ngx_http_hpki_verify_merge_conf(cf, &prev->verify, &conf->verify)
+        != NGX_CONF_OK)
+    {
+        return NGX_CONF_ERROR;
     }
 
     return NGX_CONF_OK;

@@ -11,6 +11,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_hpki_jws.h"
+#include "ngx_http_hpki_verify.h"
 
 
 #define NGX_HTTP_HPKI_TOKEN_MAX      8192
@@ -50,6 +51,7 @@ typedef struct {
     ngx_uint_t                   rate;           /* signatures per window */
     time_t                       rate_window;
     ngx_http_upstream_conf_t     upstream;
+    ngx_http_hpki_verify_conf_t  verify;         /* hpki_verify* */
 } ngx_http_hpki_loc_conf_t;
 
 
