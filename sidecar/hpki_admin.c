@@ -37,6 +37,11 @@
 #include "hpki_rsa.h"
 #include "hpki_store.h"
 #include "hpki_audit.h"
+#include "ngx_http_hpki_inspect.h"
+
+
+#define HPKI_ADMIN_MAX_CA    32
+#define HPKI_ADMIN_FILE_MAX  (1024 * 1024)
 
 
 typedef struct {
@@ -59,6 +64,10 @@ typedef struct {
     const char     *csr_out;
     const char     *file;
     int             bits;
+    const char     *ca[HPKI_ADMIN_MAX_CA];       /* cert inspect --ca */
+    size_t          nca;
+    const char     *crl[HPKI_ADMIN_MAX_CA];      /* cert inspect --crl */
+    size_t          ncrl;
 } hpki_admin_t;
 
 
@@ -79,6 +88,7 @@ hpki_admin_usage(void)
 "               [--csr-out FILE]\n"
 "  key import --user ID --key FILE [--subject DN] [--csr-out FILE]\n"
 "  cert install --user ID --cert FILE [--chain FILE]\n"
+"  cert inspect FILE [--ca PEM]... [--crl CRL]...   (no config needed)\n"
 "  key show --user ID\n"
 "  key list\n"
 "  key revoke --user ID\n"
@@ -1234,6 +1244,88 @@ hpki_admin_audit_verify(hpki_admin_t *a)
 }
 
 
+/*
+ * "cert inspect FILE": what POST /hpki/verify would say of a certificate,
+ * without a signature.  FILE is PEM (the certificate first, then any
+ * intermediates) or DER; --ca names anchors and intermediates (PEM
+ * bundles), --crl CRLs.  Offline: no configuration, Redis or share store.
+ */
+
+static int
+hpki_admin_cert_inspect(hpki_admin_t *a, const char *file)
+{
+    int                             rc;
+    char                            err[512], *text;
+    FILE                           *f;
+    X509                           *x;
+    size_t                          n;
+    json_t                         *o;
+    unsigned char                  *data;
+    STACK_OF(X509)                 *certs;
+    ngx_http_hpki_inspect_store_t  *st;
+
+    f = fopen(file, "rb");
+    if (f == NULL) {
+        hpki_log(HPKI_LOG_ERROR, "%s: %s", file, strerror(errno));
+        return -1;
+    }
+
+    data = malloc(HPKI_ADMIN_FILE_MAX + 1);
+    if (data == NULL) {
+        fclose(f);
+        return -1;
+    }
+
+    n = fread(data, 1, HPKI_ADMIN_FILE_MAX + 1, f);
+    fclose(f);
+
+    if (n > HPKI_ADMIN_FILE_MAX) {
+        hpki_log(HPKI_LOG_ERROR, "%s: larger than 1 MiB", file);
+        free(data);
+        return -1;
+    }
+
+    certs = ngx_http_hpki_inspect_read_certs(data, n);
+    free(data);
+
+    if (certs == NULL) {
+        hpki_log(HPKI_LOG_ERROR, "%s: no certificate (PEM or DER) in it",
+                 file);
+        return -1;
+    }
+
+    st = ngx_http_hpki_inspect_store_load(a->ca, a->nca, a->crl, a->ncrl,
+                                          err, sizeof(err));
+    if (st == NULL) {
+        hpki_log(HPKI_LOG_ERROR, "%s", err);
+        sk_X509_pop_free(certs, X509_free);
+        return -1;
+    }
+
+    /* the rest of FILE: intermediates the chain may use, not trusted */
+
+    x = sk_X509_shift(certs);
+
+    o = ngx_http_hpki_inspect_cert(st, x, certs, time(NULL));
+    text = o ? json_dumps(o, JSON_INDENT(2)) : NULL;
+
+    rc = -1;
+
+    if (text) {
+        printf("%s\n", text);
+        rc = 0;
+    }
+
+    free(text);
+    json_decref(o);
+    X509_free(x);
+    sk_X509_pop_free(certs, X509_free);
+    ngx_http_hpki_inspect_store_free(st);
+
+    return rc;
+}
+
+
 int
 main(int argc, char **argv)
 {
@@ -1253,6 +1345,8 @@ main(int argc, char **argv)
         { "subject", required_argument, NULL, 's' },
         { "csr-out", required_argument, NULL, 'o' },
         { "file", required_argument, NULL, 'f' },
+        { "ca", required_argument, NULL, 'A' },
+        { "crl", required_argument, NULL, 'R' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
@@ -1293,10 +1387,35 @@ main(int argc, char **argv)
         case 'o': a.csr_out = optarg; break;
         case 'f': a.file = optarg; break;
         case 'b': a.bits = atoi(optarg); break;
+        case 'A':
+            if (a.nca == HPKI_ADMIN_MAX_CA) {
+                hpki_log(HPKI_LOG_ERROR, "too many --ca");
+                return 2;
+            }
+            a.ca[a.nca++] = optarg;
+            break;
+        case 'R':
+            if (a.ncrl == HPKI_ADMIN_MAX_CA) {
+                hpki_log(HPKI_LOG_ERROR, "too many --crl");
+                return 2;
+            }
+            a.crl[a.ncrl++] = optarg;
+            break;
         default:
             hpki_admin_usage();
             return 2;
         }
+    }
+
+    /* "cert inspect FILE": one operand, and offline */
+
+    if (strcmp(cmd, "cert") == 0 && strcmp(sub, "inspect") == 0) {
+        if (optind != argc - 1) {
+            hpki_admin_usage();
+            return 2;
+        }
+
+        return hpki_admin_cert_inspect(&a, argv[optind]) == 0 ? 0 : 1;
     }
 
     if (optind != argc) {

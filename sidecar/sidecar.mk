@@ -31,10 +31,20 @@ build/hpki-signd: sidecar/hpki_signd.c sidecar/hpki_signd_worker.c \
 	    sidecar/hpki_signd.c sidecar/hpki_signd_worker.c \
 	    $(SIDECAR_COMMON) $(SIDECAR_LIBS)
 
-build/hpki-admin: sidecar/hpki_admin.c $(SIDECAR_COMMON) $(SIDECAR_HEADERS)
+# hpki-admin cert inspect shares the module's pure C core of /hpki/verify
+SIDECAR_ADMIN_INSPECT = ngx_hpki_module/ngx_http_hpki_inspect.c \
+                        ngx_hpki_module/ngx_http_hpki_cert.c \
+                        ngx_hpki_module/ngx_http_hpki_jws.c
+SIDECAR_ADMIN_INSPECT_H = ngx_hpki_module/ngx_http_hpki_inspect.h \
+                          ngx_hpki_module/ngx_http_hpki_cert.h \
+                          ngx_hpki_module/ngx_http_hpki_jws.h
+
+build/hpki-admin: sidecar/hpki_admin.c $(SIDECAR_COMMON) $(SIDECAR_HEADERS) \
+                  $(SIDECAR_ADMIN_INSPECT) $(SIDECAR_ADMIN_INSPECT_H)
 	@mkdir -p build
-	$(CC) $(SIDECAR_CFLAGS) $(SIDECAR_CPPFLAGS) -o $@ \
-	    sidecar/hpki_admin.c $(SIDECAR_COMMON) $(SIDECAR_LIBS)
+	$(CC) $(SIDECAR_CFLAGS) $(SIDECAR_CPPFLAGS) -Ingx_hpki_module -o $@ \
+	    sidecar/hpki_admin.c $(SIDECAR_COMMON) $(SIDECAR_ADMIN_INSPECT) \
+	    $(SIDECAR_LIBS)
 
 build/hpki-signd-bench: sidecar/hpki_bench.c $(SIDECAR_COMMON) \
                         $(SIDECAR_HEADERS)
