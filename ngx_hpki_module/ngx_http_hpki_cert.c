@@ -77,6 +77,16 @@ static const unsigned char  ngx_http_hpki_oid_policy_auth[] = {
     0x2a, 0x83, 0x08, 0x86, 0x91, 0x0f, 0x01, 0x05, 0x01, 0x02
 };
 
+/* 1.2.392.200149.8.5.1.3, JPKI user authentication (no personal data) */
+static const unsigned char  ngx_http_hpki_oid_jpki_auth[] = {
+    0x2a, 0x83, 0x08, 0x8c, 0x9b, 0x55, 0x08, 0x05, 0x01, 0x03
+};
+
+/* 1.2.392.200149.8.5.1.1, JPKI signing (name, birth date, home address) */
+static const unsigned char  ngx_http_hpki_oid_jpki_sign[] = {
+    0x2a, 0x83, 0x08, 0x8c, 0x9b, 0x55, 0x08, 0x05, 0x01, 0x01
+};
+
 
 int
 ngx_http_hpki_hcrole_parse(const unsigned char *der, size_t len, char *role,
@@ -654,7 +664,7 @@ ngx_http_hpki_cert_role(X509 *x, char *role, size_t size)
 int
 ngx_http_hpki_cert_kind(X509 *x)
 {
-    int                   i, crit, kind, auth, sign;
+    int                   i, crit, kind, auth, sign, jauth, jsign;
     uint32_t              flags, ku;
     POLICYINFO           *pi;
     CERTIFICATEPOLICIES  *pols;
@@ -682,9 +692,18 @@ ngx_http_hpki_cert_kind(X509 *x)
 
     auth = 0;
     sign = 0;
+    jauth = 0;
+    jsign = 0;
 
     for (i = 0; i < sk_POLICYINFO_num(pols); i++) {
         pi = sk_POLICYINFO_value(pols, i);
+
+        jauth |= ngx_http_hpki_oid_under(pi->policyid,
+                                     ngx_http_hpki_oid_jpki_auth,
+                                     sizeof(ngx_http_hpki_oid_jpki_auth));
+        jsign |= ngx_http_hpki_oid_under(pi->policyid,
+                                     ngx_http_hpki_oid_jpki_sign,
+                                     sizeof(ngx_http_hpki_oid_jpki_sign));
 
         if (ngx_http_hpki_oid_under(pi->policyid,
                                     ngx_http_hpki_oid_policy_auth,
@@ -713,6 +732,14 @@ ngx_http_hpki_cert_kind(X509 *x)
 
     if (sign && (ku & KU_NON_REPUDIATION)) {
         kind |= NGX_HTTP_HPKI_CERT_SIGN;
+    }
+
+    if (jauth && (ku & KU_DIGITAL_SIGNATURE) && !(ku & KU_NON_REPUDIATION)) {
+        kind |= NGX_HTTP_HPKI_CERT_JPKI_AUTH;
+    }
+
+    if (jsign) {
+        kind |= NGX_HTTP_HPKI_CERT_JPKI_SIGN;
     }
 
     return kind;

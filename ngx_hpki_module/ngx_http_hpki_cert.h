@@ -21,6 +21,8 @@
 /* ngx_http_hpki_cert_kind() bits */
 #define NGX_HTTP_HPKI_CERT_AUTH         0x01   /* digitalSignature + 5.1.2 */
 #define NGX_HTTP_HPKI_CERT_SIGN         0x02   /* nonRepudiation + 5.1.1 */
+#define NGX_HTTP_HPKI_CERT_JPKI_AUTH    0x04   /* JPKI user authentication */
+#define NGX_HTTP_HPKI_CERT_JPKI_SIGN    0x08   /* JPKI signing: never login */
 
 /* 43 base64url characters + NUL */
 #define NGX_HTTP_HPKI_X5T_LEN           44
@@ -46,7 +48,11 @@ int ngx_http_hpki_cert_role(X509 *x, char *role, size_t size);
  * NGX_HTTP_HPKI_CERT_AUTH if keyUsage has digitalSignature and a certificate
  * policy is 1.2.392.100495.1.5.1.2 or under it; NGX_HTTP_HPKI_CERT_SIGN if
  * keyUsage has nonRepudiation and a policy is 1.2.392.100495.1.5.1.1 or under
- * it; 0 if neither, if keyUsage is absent or the extensions are invalid.
+ * it; NGX_HTTP_HPKI_CERT_JPKI_AUTH for a My Number card's user
+ * authentication certificate (policy 1.2.392.200149.8.5.1.3, digitalSignature
+ * without nonRepudiation), NGX_HTTP_HPKI_CERT_JPKI_SIGN for its signing one
+ * (1.2.392.200149.8.5.1.1, which carries the holder's home address); 0 if
+ * none, if keyUsage is absent or the extensions are invalid.
  */
 int ngx_http_hpki_cert_kind(X509 *x);
 

@@ -1,8 +1,16 @@
 /*
- * HPKI card login: the TLS client certificate, verified by nginx against
- * ssl_client_certificate, must be an HPKI authentication certificate with
- * an hcRole.  Redis maps its x5t#S256 to the user id that hpki-admin
- * registered; the token issued is bound to the certificate (RFC 8705).
+ * Logins by TLS client certificate, verified by nginx against
+ * ssl_client_certificate (ssl_verify_client optional_no_ca; the reason of a
+ * failed verification is returned here).
+ *
+ * HPKI card: an HPKI authentication certificate with an hcRole, the role
+ * read from it.  My Number card (JPKI): the user-authentication certificate
+ * only, never the signing one (it carries the holder's home address); it
+ * carries no name, so it counts only once an operator has linked it to an
+ * HPKI identity, whose recorded role the token then carries.
+ *
+ * Redis maps the certificate's x5t#S256 to the user id; the token issued
+ * is bound to the certificate (RFC 8705).
  */
 
 
@@ -14,14 +22,54 @@
 #include "ngx_http_hpki_cert.h"
 
 
+typedef struct {
+    ngx_str_t                    name;        /* amr, $hpki_auth_method */
+    const char                  *what;        /* for log lines */
+    const char                  *map;         /* certificate -> user id */
+    int                          kind;        /* the certificate required */
+    const char                  *wrong_kind;
+    const char                  *unlinked;
+} ngx_http_hpki_login_method_t;
+
+
+static ngx_int_t ngx_http_hpki_login(ngx_http_request_t *r,
+    ngx_http_hpki_login_method_t *method);
 static ngx_int_t ngx_http_hpki_login_identity(ngx_http_request_t *r,
-    ngx_http_hpki_identity_t *id, const char **error, const char **desc);
+    ngx_http_hpki_login_method_t *method, ngx_http_hpki_identity_t *id,
+    const char **error, const char **desc);
 static void ngx_http_hpki_login_user(ngx_http_request_t *r, void *data,
     redisReply *reply);
+static void ngx_http_hpki_login_role(ngx_http_request_t *r, void *data,
+    redisReply *reply);
+static void ngx_http_hpki_login_issue(ngx_http_request_t *r,
+    ngx_http_hpki_ctx_t *ctx);
 static void ngx_http_hpki_login_stored(ngx_http_request_t *r, void *data,
     redisReply *reply);
 static ngx_int_t ngx_http_hpki_login_reply(ngx_http_request_t *r,
     ngx_http_hpki_ctx_t *ctx);
+static void ngx_http_hpki_login_unavailable(ngx_http_request_t *r);
+
+
+static ngx_http_hpki_login_method_t  ngx_http_hpki_login_card_method = {
+    ngx_string("hpki_card"),
+    "card",
+    "hpki:cert:",
+    NGX_HTTP_HPKI_CERT_AUTH,
+    "not an HPKI authentication certificate",
+    "this card is not registered with the gateway"
+};
+
+
+static ngx_http_hpki_login_method_t  ngx_http_hpki_login_jpki_method = {
+    ngx_string("jpki"),
+    "JPKI",
+    "hpki:jpki:",
+    NGX_HTTP_HPKI_CERT_JPKI_AUTH,
+    "not a JPKI user-authentication certificate",
+    "this My Number card is not linked to an HPKI identity: an operator "
+    "links it with \"hpki-admin user link-jpki\", and again after each "
+    "card renewal"
+};
 
 
 /*
@@ -39,6 +87,21 @@ static const char  ngx_http_hpki_login_script[] =
 
 ngx_int_t
 ngx_http_hpki_login_card_handler(ngx_http_request_t *r)
+{
+    return ngx_http_hpki_login(r, &ngx_http_hpki_login_card_method);
+}
+
+
+ngx_int_t
+ngx_http_hpki_login_jpki_handler(ngx_http_request_t *r)
+{
+    return ngx_http_hpki_login(r, &ngx_http_hpki_login_jpki_method);
+}
+
+
+static ngx_int_t
+ngx_http_hpki_login(ngx_http_request_t *r,
+    ngx_http_hpki_login_method_t *method)
 {
     ngx_int_t             rc;
     const char           *error, *desc;
@@ -58,7 +121,9 @@ ngx_http_hpki_login_card_handler(ngx_http_request_t *r)
         return rc;
     }
 
-    rc = ngx_http_hpki_login_identity(r, &ctx->id, &error, &desc);
+    ctx->data = method;
+
+    rc = ngx_http_hpki_login_identity(r, method, &ctx->id, &error, &desc);
 
     if (rc == NGX_ERROR) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -66,13 +131,13 @@ ngx_http_hpki_login_card_handler(ngx_http_request_t *r)
 
     if (rc != NGX_OK) {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "hpki: card login refused: %s", desc);
+                      "hpki: %s login refused: %s", method->what, desc);
         return ngx_http_hpki_send_error(r, rc, error, desc);
     }
 
     rc = ngx_http_hpki_redis_command(r, ngx_http_hpki_login_user, ctx,
-                                     "GET hpki:cert:%b", ctx->id.x5t.data,
-                                     ctx->id.x5t.len);
+                                     "GET %s%b", method->map,
+                                     ctx->id.x5t.data, ctx->id.x5t.len);
     if (rc == NGX_ERROR) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -85,6 +150,301 @@ ngx_http_hpki_login_card_handler(ngx_http_request_t *r)
     r->read_event_handler = ngx_http_test_reading;
 
     return NGX_DONE;
+}
+
+
+/* NGX_OK, NGX_ERROR, or an HTTP status with *error and *desc set */
+
+static ngx_int_t
+ngx_http_hpki_login_identity(ngx_http_request_t *r,
+    ngx_http_hpki_login_method_t *method, ngx_http_hpki_identity_t *id,
+    const char **error, const char **desc)
+{
+#if (NGX_HTTP_SSL)
+    int          kind;
+    X509        *cert;
+    long         verify;
+    char         buf[512];
+    ngx_int_t    rc;
+
+    *error = "invalid_client";
+
+    if (r->connection->ssl == NULL) {
+        *desc = "a card certificate over TLS is required";
+        return NGX_HTTP_UNAUTHORIZED;
+    }
+
+    cert = SSL_get_peer_certificate(r->connection->ssl->connection);
+    if (cert == NULL) {
+        *desc = "no client certificate was presented";
+        return NGX_HTTP_UNAUTHORIZED;
+    }
+
+    verify = SSL_get_verify_result(r->connection->ssl->connection);
+
+    if (verify != X509_V_OK) {
+        X509_free(cert);
+        *desc = X509_verify_cert_error_string(verify);
+        return NGX_HTTP_UNAUTHORIZED;
+    }
+
+    *error = "access_denied";
+    rc = NGX_HTTP_FORBIDDEN;
+
+    kind = ngx_http_hpki_cert_kind(cert);
+
+    if (kind & NGX_HTTP_HPKI_CERT_JPKI_SIGN) {
+        *desc = "a JPKI signing certificate carries the holder's name, "
+                "birth date and home address and is never accepted for "
+                "login: use the user-authentication certificate";
+        goto done;
+    }
+
+    if (!(kind & method->kind)) {
+        *desc = method->wrong_kind;
+        goto done;
+    }
+
+    if (method == &ngx_http_hpki_login_card_method) {
+
+        /* the qualification is on the card; JPKI's comes with the link */
+
+        if (ngx_http_hpki_cert_role(cert, buf, sizeof(buf)) != 0) {
+            *desc = "the certificate carries no hcRole";
+            goto done;
+        }
+
+        if (ngx_http_hpki_pstrdup(r, &id->role, buf, ngx_strlen(buf))
+            != NGX_OK)
+        {
+            rc = NGX_ERROR;
+            goto done;
+        }
+
+        if (!ngx_http_hpki_role_allowed(r, &id->role)) {
+            *desc = "the card's HPKI role is not allowed here";
+            goto done;
+        }
+    }
+
+    rc = NGX_ERROR;
+
+    if (ngx_http_hpki_cert_x5t(cert, buf, sizeof(buf)) != 0
+        || ngx_http_hpki_pstrdup(r, &id->x5t, buf, ngx_strlen(buf)) != NGX_OK
+        || ngx_http_hpki_cert_serial_hex(cert, buf, sizeof(buf)) != 0
+        || ngx_http_hpki_pstrdup(r, &id->cert_serial, buf, ngx_strlen(buf))
+           != NGX_OK
+        || ngx_http_hpki_cert_issuer_text(cert, buf, sizeof(buf)) != 0
+        || ngx_http_hpki_pstrdup(r, &id->issuer, buf, ngx_strlen(buf))
+           != NGX_OK)
+    {
+        goto done;
+    }
+
+    id->auth_method = method->name;
+    ngx_str_set(&id->scope, "openid sign");
+
+    rc = NGX_OK;
+
+done:
+
+    X509_free(cert);
+
+    return rc;
+
+#else
+
+    *error = "server_error";
+    *desc = "built without TLS";
+
+    return NGX_HTTP_INTERNAL_SERVER_ERROR;
+
+#endif
+}
+
+
+static void
+ngx_http_hpki_login_user(ngx_http_request_t *r, void *data,
+    redisReply *reply)
+{
+    ngx_int_t                      rc;
+    ngx_str_t                      user;
+    ngx_http_hpki_ctx_t           *ctx = data;
+    ngx_http_hpki_login_method_t  *method;
+
+    method = ctx->data;
+
+    rc = ngx_http_hpki_redis_string(r, reply, &user);
+
+    if (rc == NGX_ERROR) {
+        ngx_http_hpki_login_unavailable(r);
+        return;
+    }
+
+    if (rc == NGX_DECLINED || user.len == 0
+        || user.len > NGX_HTTP_HPKI_ID_MAX)
+    {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "hpki: %s login refused: certificate %V of %V is "
+                      "not linked to a user", method->what,
+                      &ctx->id.cert_serial, &ctx->id.issuer);
+
+        ngx_http_finalize_request(r, ngx_http_hpki_send_error(r,
+                                  NGX_HTTP_FORBIDDEN, "access_denied",
+                                  method->unlinked));
+        return;
+    }
+
+    if (ngx_http_hpki_pstrdup(r, &ctx->id.subject, (char *) user.data,
+                              user.len)
+        != NGX_OK)
+    {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    if (ctx->id.role.len) {
+        ngx_http_hpki_login_issue(r, ctx);
+        return;
+    }
+
+    /* JPKI: the role hpki-admin recorded from the HPKI card */
+
+    rc = ngx_http_hpki_redis_command(r, ngx_http_hpki_login_role, ctx,
+                                     "HGET hpki:user:%b role",
+                                     ctx->id.subject.data,
+                                     ctx->id.subject.len);
+    if (rc != NGX_OK) {
+        ngx_http_hpki_login_unavailable(r);
+    }
+}
+
+
+static void
+ngx_http_hpki_login_role(ngx_http_request_t *r, void *data,
+    redisReply *reply)
+{
+    ngx_int_t             rc;
+    ngx_str_t             role;
+    ngx_http_hpki_ctx_t  *ctx = data;
+
+    rc = ngx_http_hpki_redis_string(r, reply, &role);
+
+    if (rc == NGX_ERROR) {
+        ngx_http_hpki_login_unavailable(r);
+        return;
+    }
+
+    if (rc == NGX_DECLINED || role.len == 0) {
+        ngx_http_finalize_request(r, ngx_http_hpki_send_error(r,
+                                  NGX_HTTP_FORBIDDEN, "access_denied",
+                                  "no HPKI role is recorded for this user: "
+                                  "an operator adds the user again with "
+                                  "their HPKI card certificate"));
+        return;
+    }
+
+    if (ngx_http_hpki_pstrdup(r, &ctx->id.role, (char *) role.data, role.len)
+        != NGX_OK)
+    {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    if (!ngx_http_hpki_role_allowed(r, &ctx->id.role)) {
+        ngx_http_finalize_request(r, ngx_http_hpki_send_error(r,
+                                  NGX_HTTP_FORBIDDEN, "access_denied",
+                                  "the holder's HPKI role is not allowed "
+                                  "here"));
+        return;
+    }
+
+    ngx_http_hpki_login_issue(r, ctx);
+}
+
+
+/* the token, and its state stored unless the subject is locked out */
+
+static void
+ngx_http_hpki_login_issue(ngx_http_request_t *r, ngx_http_hpki_ctx_t *ctx)
+{
+    ngx_int_t                   rc;
+    ngx_http_hpki_main_conf_t  *hmcf;
+
+    hmcf = ngx_http_get_module_main_conf(r, ngx_http_hpki_module);
+
+    if (ngx_http_hpki_token_issue(r, &ctx->id, &ctx->id.token) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    rc = ngx_http_hpki_redis_command(r, ngx_http_hpki_login_stored, ctx,
+                                     "EVAL %s 2 hpki:tok:%b hpki:fail:%b "
+                                     "%b %lld %lld",
+                                     ngx_http_hpki_login_script,
+                                     ctx->id.token_id.data,
+                                     ctx->id.token_id.len,
+                                     ctx->id.subject.data,
+                                     ctx->id.subject.len,
+                                     ctx->id.subject.data,
+                                     ctx->id.subject.len,
+                                     (long long) hmcf->token_ttl,
+                                     (long long) hmcf->lockout_limit);
+    if (rc != NGX_OK) {
+        ngx_http_hpki_login_unavailable(r);
+    }
+}
+
+
+static void
+ngx_http_hpki_login_stored(ngx_http_request_t *r, void *data,
+    redisReply *reply)
+{
+    ngx_http_hpki_ctx_t  *ctx = data;
+
+    if (reply && reply->type == REDIS_REPLY_STRING
+        && ngx_strcmp(reply->str, "locked") == 0)
+    {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "hpki: login of \"%V\" refused: locked out",
+                      &ctx->id.subject);
+
+        ngx_http_finalize_request(r, ngx_http_hpki_send_error(r,
+                                  NGX_HTTP_FORBIDDEN, "access_denied",
+                                  "the account is locked after repeated "
+                                  "token misuse; ask the operator"));
+        return;
+    }
+
+    if (reply == NULL || reply->type != REDIS_REPLY_STRING
+        || ngx_strcmp(reply->str, "ok") != 0)
+    {
+        if (reply && reply->type == REDIS_REPLY_ERROR) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "hpki: redis: %*s", (size_t) reply->len,
+                          reply->str);
+        }
+
+        ngx_http_hpki_login_unavailable(r);
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "hpki: %V login: user \"%V\" role \"%V\" token %V",
+                  &ctx->id.auth_method, &ctx->id.subject, &ctx->id.role,
+                  &ctx->id.token_id);
+
+    ngx_http_finalize_request(r, ngx_http_hpki_login_reply(r, ctx));
+}
+
+
+static void
+ngx_http_hpki_login_unavailable(ngx_http_request_t *r)
+{
+    ngx_http_finalize_request(r, ngx_http_hpki_fail(r,
+                              NGX_HTTP_SERVICE_UNAVAILABLE,
+                              "temporarily_unavailable",
+                              "the token store is unavailable"));
 }
 
 
@@ -125,205 +485,6 @@ ngx_http_hpki_cert_error_handler(ngx_http_request_t *r)
 }
 
 
-/* NGX_OK, NGX_ERROR, or an HTTP status with *error and *desc set */
-
-static ngx_int_t
-ngx_http_hpki_login_identity(ngx_http_request_t *r,
-    ngx_http_hpki_identity_t *id, const char **error, const char **desc)
-{
-#if (NGX_HTTP_SSL)
-    X509        *cert;
-    long         verify;
-    char         buf[512];
-    ngx_int_t    rc;
-
-    *error = "invalid_client";
-
-    if (r->connection->ssl == NULL) {
-        *desc = "an HPKI card certificate over TLS is required";
-        return NGX_HTTP_UNAUTHORIZED;
-    }
-
-    cert = SSL_get_peer_certificate(r->connection->ssl->connection);
-    if (cert == NULL) {
-        *desc = "no client certificate was presented";
-        return NGX_HTTP_UNAUTHORIZED;
-    }
-
-    verify = SSL_get_verify_result(r->connection->ssl->connection);
-
-    if (verify != X509_V_OK) {
-        X509_free(cert);
-        *desc = X509_verify_cert_error_string(verify);
-        return NGX_HTTP_UNAUTHORIZED;
-    }
-
-    *error = "access_denied";
-    rc = NGX_HTTP_FORBIDDEN;
-
-    if (!(ngx_http_hpki_cert_kind(cert) & NGX_HTTP_HPKI_CERT_AUTH)) {
-        *desc = "not an HPKI authentication certificate";
-        goto done;
-    }
-
-    if (ngx_http_hpki_cert_role(cert, buf, sizeof(buf)) != 0) {
-        *desc = "the certificate carries no hcRole";
-        goto done;
-    }
-
-    rc = NGX_ERROR;
-
-    if (ngx_http_hpki_pstrdup(r, &id->role, buf, ngx_strlen(buf)) != NGX_OK
-        || ngx_http_hpki_cert_x5t(cert, buf, sizeof(buf)) != 0
-        || ngx_http_hpki_pstrdup(r, &id->x5t, buf, ngx_strlen(buf)) != NGX_OK
-        || ngx_http_hpki_cert_serial_hex(cert, buf, sizeof(buf)) != 0
-        || ngx_http_hpki_pstrdup(r, &id->cert_serial, buf, ngx_strlen(buf))
-           != NGX_OK
-        || ngx_http_hpki_cert_issuer_text(cert, buf, sizeof(buf)) != 0
-        || ngx_http_hpki_pstrdup(r, &id->issuer, buf, ngx_strlen(buf))
-           != NGX_OK)
-    {
-        goto done;
-    }
-
-    if (!ngx_http_hpki_role_allowed(r, &id->role)) {
-        *desc = "the card's HPKI role is not allowed here";
-        rc = NGX_HTTP_FORBIDDEN;
-        goto done;
-    }
-
-    ngx_str_set(&id->auth_method, "hpki_card");
-    ngx_str_set(&id->scope, "openid sign");
-
-    rc = NGX_OK;
-
-done:
-
-    X509_free(cert);
-
-    return rc;
-
-#else
-
-    *error = "server_error";
-    *desc = "built without TLS";
-
-    return NGX_HTTP_INTERNAL_SERVER_ERROR;
-
-#endif
-}
-
-
-static void
-ngx_http_hpki_login_user(ngx_http_request_t *r, void *data,
-    redisReply *reply)
-{
-    ngx_int_t                   rc;
-    ngx_str_t                   user;
-    ngx_http_hpki_ctx_t        *ctx = data;
-    ngx_http_hpki_main_conf_t  *hmcf;
-
-    hmcf = ngx_http_get_module_main_conf(r, ngx_http_hpki_module);
-
-    rc = ngx_http_hpki_redis_string(r, reply, &user);
-
-    if (rc == NGX_ERROR) {
-        ngx_http_finalize_request(r, ngx_http_hpki_fail(r,
-                                  NGX_HTTP_SERVICE_UNAVAILABLE,
-                                  "temporarily_unavailable",
-                                  "the token store is unavailable"));
-        return;
-    }
-
-    if (rc == NGX_DECLINED || user.len == 0
-        || user.len > NGX_HTTP_HPKI_ID_MAX)
-    {
-        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                      "hpki: card login refused: certificate %V of %V is "
-                      "not linked to a user", &ctx->id.cert_serial,
-                      &ctx->id.issuer);
-
-        ngx_http_finalize_request(r, ngx_http_hpki_send_error(r,
-                                  NGX_HTTP_FORBIDDEN, "access_denied",
-                                  "this card is not registered with the "
-                                  "gateway"));
-        return;
-    }
-
-    if (ngx_http_hpki_pstrdup(r, &ctx->id.subject, (char *) user.data,
-                              user.len)
-        != NGX_OK
-        || ngx_http_hpki_token_issue(r, &ctx->id, &ctx->id.token) != NGX_OK)
-    {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-
-    rc = ngx_http_hpki_redis_command(r, ngx_http_hpki_login_stored, ctx,
-                                     "EVAL %s 2 hpki:tok:%b hpki:fail:%b "
-                                     "%b %lld %lld",
-                                     ngx_http_hpki_login_script,
-                                     ctx->id.token_id.data,
-                                     ctx->id.token_id.len,
-                                     ctx->id.subject.data,
-                                     ctx->id.subject.len,
-                                     ctx->id.subject.data,
-                                     ctx->id.subject.len,
-                                     (long long) hmcf->token_ttl,
-                                     (long long) hmcf->lockout_limit);
-    if (rc != NGX_OK) {
-        ngx_http_finalize_request(r, ngx_http_hpki_fail(r,
-                                  NGX_HTTP_SERVICE_UNAVAILABLE,
-                                  "temporarily_unavailable",
-                                  "the token store is unavailable"));
-    }
-}
-
-
-static void
-ngx_http_hpki_login_stored(ngx_http_request_t *r, void *data,
-    redisReply *reply)
-{
-    ngx_http_hpki_ctx_t  *ctx = data;
-
-    if (reply && reply->type == REDIS_REPLY_STRING
-        && ngx_strcmp(reply->str, "locked") == 0)
-    {
-        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                      "hpki: card login of \"%V\" refused: locked out",
-                      &ctx->id.subject);
-
-        ngx_http_finalize_request(r, ngx_http_hpki_send_error(r,
-                                  NGX_HTTP_FORBIDDEN, "access_denied",
-                                  "the account is locked after repeated "
-                                  "token misuse; ask the operator"));
-        return;
-    }
-
-    if (reply == NULL || reply->type != REDIS_REPLY_STRING
-        || ngx_strcmp(reply->str, "ok") != 0)
-    {
-        if (reply && reply->type == REDIS_REPLY_ERROR) {
-            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                          "hpki: redis: %*s", (size_t) reply->len,
-                          reply->str);
-        }
-
-        ngx_http_finalize_request(r, ngx_http_hpki_fail(r,
-                                  NGX_HTTP_SERVICE_UNAVAILABLE,
-                                  "temporarily_unavailable",
-                                  "the token store is unavailable"));
-        return;
-    }
-
-    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                  "hpki: card login: user \"%V\" role \"%V\" token %V",
-                  &ctx->id.subject, &ctx->id.role, &ctx->id.token_id);
-
-    ngx_http_finalize_request(r, ngx_http_hpki_login_reply(r, ctx));
-}
-
-
 static ngx_int_t
 ngx_http_hpki_login_reply(ngx_http_request_t *r, ngx_http_hpki_ctx_t *ctx)
 {
@@ -359,4 +520,3 @@ ngx_http_hpki_login_reply(ngx_http_request_t *r, ngx_http_hpki_ctx_t *ctx)
 
     return rc;
 }
-

@@ -10,6 +10,7 @@
 
 
 ngx_int_t ngx_http_hpki_login_card_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_hpki_login_jpki_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_hpki_cert_error_handler(ngx_http_request_t *r);
 
 

@@ -135,7 +135,14 @@ static ngx_command_t  ngx_http_hpki_commands[] = {
       ngx_http_hpki_login_card,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
-      NULL },
+      ngx_http_hpki_login_card_handler },
+
+    { ngx_string("hpki_login_jpki"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_hpki_login_card,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      ngx_http_hpki_login_jpki_handler },
 
     { ngx_string("hpki_cert_error"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
@@ -727,7 +734,7 @@ ngx_http_hpki_login_card(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     hlcf->login_card = 1;
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
-    clcf->handler = ngx_http_hpki_login_card_handler;
+    clcf->handler = (ngx_http_handler_pt) cmd->post;
 
     return NGX_CONF_OK;
 }

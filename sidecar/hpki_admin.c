@@ -38,6 +38,7 @@
 #include "hpki_store.h"
 #include "hpki_audit.h"
 #include "ngx_http_hpki_inspect.h"
+#include "ngx_http_hpki_cert.h"
 
 
 #define HPKI_ADMIN_MAX_CA    32
@@ -84,6 +85,7 @@ hpki_admin_usage(void)
 "usage: hpki-admin [-c FILE] COMMAND [OPTIONS]\n"
 "  user add --id ID --cert AUTH_CERT.pem [--name NAME]\n"
 "  user link-cert --id ID --cert FILE\n"
+"  user link-jpki --id ID --cert JPKI_AUTH_CERT.pem\n"
 "  key generate --user ID [--bits 2048|3072|4096] [--subject /C=JP/CN=..]\n"
 "               [--csr-out FILE]\n"
 "  key import --user ID --key FILE [--subject DN] [--csr-out FILE]\n"
@@ -261,7 +263,7 @@ static int
 hpki_admin_user(hpki_admin_t *a, int add)
 {
     int          rc;
-    char         x5t[64], now[32];
+    char         x5t[64], now[32], role[NGX_HTTP_HPKI_HCROLE_MAX_ROLE + 1];
     X509        *x;
     redisReply  *r;
 
@@ -281,10 +283,19 @@ hpki_admin_user(hpki_admin_t *a, int add)
     }
 
     if (add) {
+
+        /* the qualification, for logins whose certificate has none */
+
+        if (ngx_http_hpki_cert_role(x, role, sizeof(role)) != 0) {
+            hpki_log(HPKI_LOG_WARN, "%s carries no hcRole: the user gets "
+                     "no role for JPKI logins", a->cert);
+            role[0] = '\0';
+        }
+
         snprintf(now, sizeof(now), "%lld", (long long) time(NULL));
         r = redisCommand(a->pub, "HSET hpki:user:%s name %s status active "
-                         "created %s", a->id, a->name ? a->name : a->id,
-                         now);
+                         "created %s role %s", a->id,
+                         a->name ? a->name : a->id, now, role);
         if (hpki_admin_write(a, a->pub, r) != 0) {
             goto done;
         }
@@ -302,6 +313,106 @@ hpki_admin_user(hpki_admin_t *a, int add)
     }
 
     r = redisCommand(a->pub, "SET hpki:cert:%s %s", x5t, a->id);
+    if (hpki_admin_write(a, a->pub, r) != 0) {
+        goto done;
+    }
+
+    printf("%s %s\n", a->id, x5t);
+    rc = 0;
+
+done:
+
+    X509_free(x);
+    return rc;
+}
+
+
+/*
+ * user link-jpki: a My Number card's user-authentication certificate names
+ * nobody, so it is linked to an HPKI identity by hand; a renewed card is
+ * linked again, which drops the old link.  The signing certificate, which
+ * carries the holder's home address, is refused.
+ */
+
+static int
+hpki_admin_link_jpki(hpki_admin_t *a)
+{
+    int          rc, kind;
+    char         x5t[64];
+    X509        *x;
+    redisReply  *r;
+
+    rc = -1;
+
+    if (hpki_admin_check_user(a->id) != 0
+        || hpki_admin_need(a->cert, "--cert") != 0)
+    {
+        return -1;
+    }
+
+    x = hpki_admin_load_cert(a->cert);
+    if (x == NULL || hpki_admin_x5t(x, x5t) != 0) {
+        goto done;
+    }
+
+    kind = ngx_http_hpki_cert_kind(x);
+
+    if (kind & NGX_HTTP_HPKI_CERT_JPKI_SIGN) {
+        hpki_log(HPKI_LOG_ERROR, "%s is a JPKI signing certificate (it "
+                 "carries the holder's home address): link the "
+                 "user-authentication certificate", a->cert);
+        goto done;
+    }
+
+    if (!(kind & NGX_HTTP_HPKI_CERT_JPKI_AUTH)) {
+        hpki_log(HPKI_LOG_ERROR, "%s is not a JPKI user-authentication "
+                 "certificate", a->cert);
+        goto done;
+    }
+
+    if (hpki_admin_connect_public(a) != 0) {
+        goto done;
+    }
+
+    r = redisCommand(a->pub, "HGET hpki:user:%s jpki", a->id);
+
+    if (r == NULL || (r->type != REDIS_REPLY_STRING
+                      && r->type != REDIS_REPLY_NIL))
+    {
+        hpki_log(HPKI_LOG_ERROR, "no user \"%s\"", a->id);
+        if (r) {
+            freeReplyObject(r);
+        }
+        goto done;
+    }
+
+    if (r->type == REDIS_REPLY_STRING && strcmp(r->str, x5t) != 0) {
+        redisReply  *d;
+
+        d = redisCommand(a->pub, "DEL hpki:jpki:%s", r->str);
+        if (d) {
+            freeReplyObject(d);
+        }
+    }
+
+    freeReplyObject(r);
+
+    r = redisCommand(a->pub, "EXISTS hpki:user:%s", a->id);
+    if (r == NULL || r->type != REDIS_REPLY_INTEGER || r->integer != 1) {
+        hpki_log(HPKI_LOG_ERROR, "no user \"%s\"", a->id);
+        if (r) {
+            freeReplyObject(r);
+        }
+        goto done;
+    }
+    freeReplyObject(r);
+
+    r = redisCommand(a->pub, "SET hpki:jpki:%s %s", x5t, a->id);
+    if (hpki_admin_write(a, a->pub, r) != 0) {
+        goto done;
+    }
+
+    r = redisCommand(a->pub, "HSET hpki:user:%s jpki %s", a->id, x5t);
     if (hpki_admin_write(a, a->pub, r) != 0) {
         goto done;
     }
@@ -1447,6 +1558,8 @@ main(int argc, char **argv)
             rc = hpki_admin_user(&a, 1);
         } else if (strcmp(sub, "link-cert") == 0) {
             rc = hpki_admin_user(&a, 0);
+        } else if (strcmp(sub, "link-jpki") == 0) {
+            rc = hpki_admin_link_jpki(&a);
         }
 
     } else if (strcmp(cmd, "key") == 0) {

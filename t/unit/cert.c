@@ -821,8 +821,16 @@ t_certs(void)
               "1.2.392.100495.1.5.1.1.0.1,1.2.392.100495.1.5.1.2.0.1")
          == (NGX_HTTP_HPKI_CERT_AUTH | NGX_HTTP_HPKI_CERT_SIGN),
          "both usages and policies: AUTH|SIGN");
-    t_ok(KIND("critical,digitalSignature", "1.2.392.200149.8.5.1.3") == 0,
-         "JPKI authentication policy: neither");
+    t_ok(KIND("critical,digitalSignature", "1.2.392.200149.8.5.1.3")
+         == NGX_HTTP_HPKI_CERT_JPKI_AUTH,
+         "JPKI authentication policy: JPKI_AUTH only");
+    t_ok(KIND("critical,digitalSignature,nonRepudiation",
+              "1.2.392.200149.8.5.1.1")
+         == NGX_HTTP_HPKI_CERT_JPKI_SIGN,
+         "JPKI signing policy: JPKI_SIGN only");
+    t_ok(KIND("critical,digitalSignature,nonRepudiation",
+              "1.2.392.200149.8.5.1.3")
+         == 0, "JPKI authentication policy with nonRepudiation: neither");
     t_ok(KIND("critical,digitalSignature", "1.2.392.100495.1.5.1.20") == 0,
          "sibling arc 1.2.392.100495.1.5.1.20: neither");
     t_ok(KIND("critical,digitalSignature", "1.2.392.100495.1.5.1") == 0,
