@@ -326,10 +326,10 @@ ngx_http_hpki_sign_rate_verdict(ngx_http_request_t *r, redisReply *reply)
     ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                   "hpki: \"%V\" is over the signing rate", &ctx->id.subject);
 
-    return ngx_http_hpki_send_error(r, NGX_HTTP_TOO_MANY_REQUESTS,
-                                    "too_many_requests",
-                                    "the signing rate for this user is "
-                                    "exceeded; try again later");
+    return ngx_http_hpki_error(r, NGX_HTTP_TOO_MANY_REQUESTS,
+                               "too_many_requests",
+                               "the signing rate for this user is exceeded; "
+                               "try again later");
 }
 
 

@@ -33,7 +33,7 @@ my $t = Hpki::Test->new(need => [qw(module signd admin)])
 CONF
     ->start_nginx;
 
-plan tests => 50;
+plan tests => 51;
 
 my $cert = $t->{enrolled}{'demo-doctor'}{cert};
 my $token = $t->login('doctor_auth');
@@ -161,13 +161,17 @@ is $r->{json}{error}, 'no_certificate', '... no_certificate';
 my @two = (b64(sha256('a')), b64(sha256('b')));
 is $t->http(POST => '/hpki/sign-limited', token => $token,
     json => { hashes => \@two })->{status}, 200, 'rate: 2 of 3: 200';
+my $audited = audit_lines();
 $r = $t->http(POST => '/hpki/sign-limited', token => $token,
     json => { hashes => \@two });
 is $r->{status}, 429, 'rate: 2 more would make 4 of 3: 429';
 is $r->{json}{error}, 'too_many_requests', 'rate: too_many_requests';
+
 is $t->http(POST => '/hpki/sign-limited', token => $token,
     json => { hashes => [ $two[0] ] })->{status}, 200,
     'rate: the one that fits: 200 (a refused request takes nothing)';
+is audit_lines(), $audited + 1,
+    'rate: the audit log has its one signature, none for the refused one';
 is $t->http(POST => '/hpki/sign', token => $token,
     json => { hashes => \@two })->{status}, 200,
     'rate: an unlimited location is not affected';
@@ -200,6 +204,11 @@ is $r->{status}, 200, 'sidecar back: 200';
 ok $t->verify_signature(cert => $cert, digest => $digest,
     signature => $r->{json}{signatures}[0]), 'sidecar back: verifies';
 
+
+sub audit_lines {
+    my @l = split /\n/, $t->audit_log;
+    return scalar @l;
+}
 
 sub verify_pss {
     my ($t, $cert, $digest, $sig) = @_;
