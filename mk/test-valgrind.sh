@@ -56,7 +56,7 @@ for my \$i (0 .. \$#args - 1) {
 }
 exec 'valgrind', '--tool=memcheck', '--quiet', '--trace-children=yes',
     '--child-silent-after-fork=no', '--num-callers=40',
-    '--leak-check=full', '--show-leak-kinds=definite',
+    '--leak-check=full', '--show-leak-kinds=definite', '--keep-debuginfo=yes',
     '--errors-for-leak-kinds=definite',
     '--suppressions=$ROOT/mk/valgrind.supp', '--gen-suppressions=all',
     '--log-file=$LOGS/vg.%p', '${HPKI_REAL_NGINX:-nginx}', @args;
@@ -74,7 +74,7 @@ if [ "$prove_rc" -ne 0 ]; then
     [ -n "${VALGRIND_STRICT:-}" ] && rc=$prove_rc
 fi
 
-# one error block per "==PID== <kind>" header up to the blank line
+# the errors memcheck left after the suppressions
 perl -e '
     my ($bad, $noise) = (0, 0);
     my %crashed;
@@ -84,8 +84,11 @@ perl -e '
     }
     for my $f (@ARGV) {
         open my $fh, "<", $f or next;
-        local $/ = "";                      # paragraphs
-        while (my $block = <$fh>) {
+        my $text = do { local $/; <$fh> };
+        # one error per block: blocks end with a bare "==PID==" line, and
+        # the generated suppressions ({ ... }) are not errors
+        $text =~ s/^\{\n.*?^\}\n//msg;
+        for my $block (split /^==\d+==\s*\n/m, $text) {
             next unless $block =~ /^==\d+== (Invalid|Conditional|Use of uninit|Syscall param|Mismatched|Source and destination|Argument|\S.* definitely lost)/m;
             my $leak = $block =~ /definitely lost/;
             # leaks of a process killed by a signal say nothing
