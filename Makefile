@@ -43,7 +43,8 @@ $(NGINX_BUILD)/objs/Makefile: config | deps
 
 $(MODULE): $(NGINX_BUILD)/objs/Makefile $(MODULE_SRCS)
 	$(MAKE) -s -C $(NGINX_BUILD) -f objs/Makefile modules
-	cp $(NGINX_BUILD)/objs/ngx_http_hpki_module.so $@
+	cp $(NGINX_BUILD)/objs/ngx_http_hpki_module.so $@.tmp
+	mv -f $@.tmp $@
 
 run: all
 	@scripts/run.sh

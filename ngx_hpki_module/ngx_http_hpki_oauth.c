@@ -30,6 +30,7 @@ static void ngx_http_hpki_oauth_state(ngx_http_request_t *r, void *data,
     redisReply *reply);
 static ngx_int_t ngx_http_hpki_introspect_reply(ngx_http_request_t *r,
     json_t *claims);
+static ngx_int_t ngx_http_hpki_revoked_reply(ngx_http_request_t *r);
 static void ngx_http_hpki_oauth_cleanup(void *data);
 
 
@@ -301,8 +302,9 @@ ngx_http_hpki_oauth_body(ngx_http_request_t *r)
 
         /* RFC 7009, 2.2: an invalid token is not an error to revoke */
         ngx_http_finalize_request(r, octx->revoke
-                     ? ngx_http_hpki_send_json(r, NGX_HTTP_OK, json_object())
-                     : ngx_http_hpki_introspect_reply(r, NULL));
+                                     ? ngx_http_hpki_revoked_reply(r)
+                                     : ngx_http_hpki_introspect_reply(r,
+                                                                      NULL));
         return;
     }
 
@@ -369,8 +371,7 @@ ngx_http_hpki_oauth_state(ngx_http_request_t *r, void *data,
                       "hpki: token %V of \"%V\" revoked",
                       &ctx->id.token_id, &ctx->id.subject);
 
-        ngx_http_finalize_request(r, ngx_http_hpki_send_json(r, NGX_HTTP_OK,
-                                                             json_object()));
+        ngx_http_finalize_request(r, ngx_http_hpki_revoked_reply(r));
         return;
     }
 
@@ -384,6 +385,27 @@ ngx_http_hpki_oauth_state(ngx_http_request_t *r, void *data,
     }
 
     ngx_http_finalize_request(r, ngx_http_hpki_introspect_reply(r, NULL));
+}
+
+
+/* RFC 7009, 2.2: 200 with an empty object, whatever the token was */
+
+static ngx_int_t
+ngx_http_hpki_revoked_reply(ngx_http_request_t *r)
+{
+    json_t     *body;
+    ngx_int_t   rc;
+
+    body = json_object();
+    if (body == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_hpki_send_json(r, NGX_HTTP_OK, body);
+
+    json_decref(body);
+
+    return rc;
 }
 
 
