@@ -519,6 +519,10 @@ main(int argc, char **argv)
         unlink(cf.pid_file);
     }
 
+    for (i = 0; i < HPKI_SIGND_KEYS; i++) {
+        hpki_signd_key_free(&sd->keys[i]);      /* wipes blinding pairs */
+    }
+
     hpki_audit_close(&sd->audit);
     return 0;
 }
