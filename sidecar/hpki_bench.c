@@ -272,6 +272,8 @@ main(int argc, char **argv)
         return 2;
     }
 
+    setvbuf(stdout, NULL, _IOLBF, 0);   /* lines as they come (bench.pl) */
+
     hpki_bench_hash = strcmp(alg, "sha384") == 0 ? 2
                       : strcmp(alg, "sha512") == 0 ? 3 : 1;
     hpki_bench_sig = pss ? HPKI_SIG_PSS : HPKI_SIG_PKCS1;
