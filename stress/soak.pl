@@ -23,6 +23,7 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 
+use Cwd qw(abs_path);
 use File::Path qw(make_path);
 use POSIX qw(strftime);
 use Time::HiRes qw(time sleep);
@@ -41,6 +42,7 @@ my $RSS_MAX = $ENV{SOAK_RSS_MAX} // 5;
 my $OUT     = $ENV{SOAK_OUT}
     // "$Stress::Stack::ROOT/build/stress/soak-" . strftime('%Y%m%d-%H%M%S', localtime);
 make_path($OUT);
+$OUT = abs_path($OUT);
 
 my $started = time;
 print "# soak: ${WARMUP}s warm-up, then ${SECONDS}s of mixed load; "

@@ -37,6 +37,7 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 
 use Digest::SHA qw(sha256);
+use Cwd qw(abs_path);
 use File::Path qw(make_path);
 use JSON::PP;
 use POSIX qw(strftime WNOHANG);
@@ -59,6 +60,7 @@ my $GRACE    = 2;          # s after the probes' recovery still the fault's
 my $OUT      = $ENV{STRESS_OUT}
     // "$Stress::Stack::ROOT/build/stress/stress-" . strftime('%Y%m%d-%H%M%S', localtime);
 make_path($OUT);
+$OUT = abs_path($OUT);
 
 my $started = time;
 print "# stress: figures and logs in $OUT\n";
