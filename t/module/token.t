@@ -34,7 +34,7 @@ my $t = Hpki::Test->new(need => ['module'])
 CONF
     ->start_nginx;
 
-plan tests => 66;
+plan tests => 95;
 
 
 # --- card login --------------------------------------------------------------
@@ -121,105 +121,111 @@ is jwt_claims($ph_token)->{hpki_role}, 'Pharmacist', 'pharmacist role';
 
 # --- the token check ---------------------------------------------------------
 
-$r = $t->http(GET => '/whoami', token => $token);
-is $r->{status}, 200, 'whoami with the token: 200';
-is_deeply [ @{$r->{json}}{qw(sub role auth_method)} ],
-    ['demo-doctor', 'Medical Doctor', 'hpki_card'],
-    'whoami: subject, role and method';
-is $r->{headers}{'x-subject'}, 'demo-doctor', '$hpki_subject';
-is $r->{headers}{'x-role'}, 'Medical Doctor', '$hpki_role';
+# every check twice in the same nginx: nothing leaks between requests
 
-$r = $t->http(GET => '/whoami');
-is $r->{status}, 401, 'no token: 401';
-is $r->{headers}{'www-authenticate'}, 'Bearer realm="hpki"',
-    'no token: bare Bearer challenge';
-is $r->{json}{error}, 'invalid_token', 'no token: JSON error';
-ok !defined $r->{headers}{'x-subject'}, 'no token: no subject';
+my (%base, $hdr, $pub, $other);
 
-$r = $t->http(GET => '/whoami', token => 'garbage');
-is $r->{status}, 401, 'garbage token: 401';
-like $r->{headers}{'www-authenticate'}, qr/error="invalid_token"/,
-    'garbage token: error="invalid_token"';
+for my $pass (1, 2) {
+    $r = $t->http(GET => '/whoami', token => $token);
+    is $r->{status}, 200, 'whoami with the token: 200';
+    is_deeply [ @{$r->{json}}{qw(sub role auth_method)} ],
+        ['demo-doctor', 'Medical Doctor', 'hpki_card'],
+        'whoami: subject, role and method';
+    is $r->{headers}{'x-subject'}, 'demo-doctor', '$hpki_subject';
+    is $r->{headers}{'x-role'}, 'Medical Doctor', '$hpki_role';
 
-# past the module's 8 KiB limit, inside nginx's header buffers
-$r = $t->http(GET => '/whoami', token => 'x' x 9000);
-is $r->{status}, 401, 'oversized token: 401';
-is $r->{json}{error}, 'invalid_request', 'oversized token: JSON error';
+    $r = $t->http(GET => '/whoami');
+    is $r->{status}, 401, 'no token: 401';
+    is $r->{headers}{'www-authenticate'}, 'Bearer realm="hpki"',
+        'no token: bare Bearer challenge';
+    is $r->{json}{error}, 'invalid_token', 'no token: JSON error';
+    ok !defined $r->{headers}{'x-subject'}, 'no token: no subject';
 
-# the same claims with another subject, the signature kept: refused
-{
-    my ($hb, $pb, $sb) = split /\./, $token;
-    my %c = %$claims;
-    $c{sub} = 'demo-pharmacist';
-    my $forged = "$hb." . b64url(JSON::PP->new->canonical->encode(\%c))
-        . ".$sb";
-    is $t->http(GET => '/whoami', token => $forged)->{status}, 401,
-        'altered claims: 401';
+    $r = $t->http(GET => '/whoami', token => 'garbage');
+    is $r->{status}, 401, 'garbage token: 401';
+    like $r->{headers}{'www-authenticate'}, qr/error="invalid_token"/,
+        'garbage token: error="invalid_token"';
+
+    # past the module's 8 KiB limit, inside nginx's header buffers
+    $r = $t->http(GET => '/whoami', token => 'x' x 9000);
+    is $r->{status}, 401, 'oversized token: 401';
+    is $r->{json}{error}, 'invalid_request', 'oversized token: JSON error';
+
+    # the same claims with another subject, the signature kept: refused
+    {
+        my ($hb, $pb, $sb) = split /\./, $token;
+        my %c = %$claims;
+        $c{sub} = 'demo-pharmacist';
+        my $forged = "$hb." . b64url(JSON::PP->new->canonical->encode(\%c))
+            . ".$sb";
+        is $t->http(GET => '/whoami', token => $forged)->{status}, 401,
+            'altered claims: 401';
+    }
+
+    %base = %$claims;
+    $hdr = { alg => 'RS256', typ => 'JWT', kid => $t->token_kid };
+
+    is $t->http(GET => '/whoami',
+        token => make_jwt($t, { alg => 'none', typ => 'JWT' }, \%base,
+                          signature => ''))->{status},
+        401, 'alg "none": 401';
+
+    $pub = do {
+        local $/;
+        open my $fh, '<', $t->token_public_key or die;
+        <$fh>;
+    };
+    is $t->http(GET => '/whoami',
+        token => make_jwt($t, { alg => 'HS256', typ => 'JWT',
+                                kid => $t->token_kid },
+                          \%base, hmac => $pub))->{status},
+        401, 'HS256 with the public key as secret (alg confusion): 401';
+
+    is $t->http(GET => '/whoami', token => make_jwt($t, $hdr, \%base))->{status},
+        200, 'a hand-made token with the same claims passes (control)';
+
+    is $t->http(GET => '/whoami',
+        token => make_jwt($t, $hdr, { %base, exp => time - 3600 }))->{status},
+        401, 'expired: 401';
+    is $t->http(GET => '/whoami',
+        token => make_jwt($t, $hdr, { %base, nbf => time + 3600 }))->{status},
+        401, 'not yet valid: 401';
+    is $t->http(GET => '/whoami',
+        token => make_jwt($t, $hdr, { %base, iss => 'https://evil' }))->{status},
+        401, 'wrong issuer: 401';
+    is $t->http(GET => '/whoami',
+        token => make_jwt($t, $hdr, { %base, aud => 'other' }))->{status},
+        401, 'wrong audience: 401';
+
+    $other = $t->testdir . '/other.key';
+    system("openssl genrsa -out '$other' 2048 2>/dev/null") == 0 or die;
+    is $t->http(GET => '/whoami',
+        token => make_jwt($t, $hdr, \%base, key => $other))->{status},
+        401, 'signed by another key: 401';
+
+    $r = $t->http(GET => '/whoami',
+        token => make_jwt($t, $hdr, { %base, jti => 'never-issued' }));
+    is $r->{status}, 401, 'unknown to Redis: 401';
+    like $r->{json}{error_description}, qr/revoked or unknown/,
+        'unknown to Redis: says so';
+
+    # RFC 8705 binding: without a client certificate (the EHR) fine, with
+    # another card refused
+    is $t->http(GET => '/whoami', token => $token, cert => 'doctor_auth')
+        ->{status}, 200, 'bound token with its own card: 200';
+    $r = $t->http(GET => '/whoami', token => $token, cert => 'pharmacist_auth');
+    is $r->{status}, 401, 'bound token with another card: 401';
+    like $r->{json}{error_description}, qr/bound to another/,
+        'bound token with another card: says so';
+
+    # the browser failure mode
+    $r = $t->http(GET => '/portal?x=1');
+    is $r->{status}, 302, 'browser location without a token: 302';
+    is $r->{headers}{location}, 'https://login.example/card?return=/portal?x=1',
+        'browser location: to the login URL, with the way back';
+    is $t->http(GET => '/portal', token => $token)->{status}, 200,
+        'browser location with the token: 200';
 }
-
-my %base = %$claims;
-my $hdr = { alg => 'RS256', typ => 'JWT', kid => $t->token_kid };
-
-is $t->http(GET => '/whoami',
-    token => make_jwt($t, { alg => 'none', typ => 'JWT' }, \%base,
-                      signature => ''))->{status},
-    401, 'alg "none": 401';
-
-my $pub = do {
-    local $/;
-    open my $fh, '<', $t->token_public_key or die;
-    <$fh>;
-};
-is $t->http(GET => '/whoami',
-    token => make_jwt($t, { alg => 'HS256', typ => 'JWT',
-                            kid => $t->token_kid },
-                      \%base, hmac => $pub))->{status},
-    401, 'HS256 with the public key as secret (alg confusion): 401';
-
-is $t->http(GET => '/whoami', token => make_jwt($t, $hdr, \%base))->{status},
-    200, 'a hand-made token with the same claims passes (control)';
-
-is $t->http(GET => '/whoami',
-    token => make_jwt($t, $hdr, { %base, exp => time - 3600 }))->{status},
-    401, 'expired: 401';
-is $t->http(GET => '/whoami',
-    token => make_jwt($t, $hdr, { %base, nbf => time + 3600 }))->{status},
-    401, 'not yet valid: 401';
-is $t->http(GET => '/whoami',
-    token => make_jwt($t, $hdr, { %base, iss => 'https://evil' }))->{status},
-    401, 'wrong issuer: 401';
-is $t->http(GET => '/whoami',
-    token => make_jwt($t, $hdr, { %base, aud => 'other' }))->{status},
-    401, 'wrong audience: 401';
-
-my $other = $t->testdir . '/other.key';
-system("openssl genrsa -out '$other' 2048 2>/dev/null") == 0 or die;
-is $t->http(GET => '/whoami',
-    token => make_jwt($t, $hdr, \%base, key => $other))->{status},
-    401, 'signed by another key: 401';
-
-$r = $t->http(GET => '/whoami',
-    token => make_jwt($t, $hdr, { %base, jti => 'never-issued' }));
-is $r->{status}, 401, 'unknown to Redis: 401';
-like $r->{json}{error_description}, qr/revoked or unknown/,
-    'unknown to Redis: says so';
-
-# RFC 8705 binding: without a client certificate (the EHR) fine, with
-# another card refused
-is $t->http(GET => '/whoami', token => $token, cert => 'doctor_auth')
-    ->{status}, 200, 'bound token with its own card: 200';
-$r = $t->http(GET => '/whoami', token => $token, cert => 'pharmacist_auth');
-is $r->{status}, 401, 'bound token with another card: 401';
-like $r->{json}{error_description}, qr/bound to another/,
-    'bound token with another card: says so';
-
-# the browser failure mode
-$r = $t->http(GET => '/portal?x=1');
-is $r->{status}, 302, 'browser location without a token: 302';
-is $r->{headers}{location}, 'https://login.example/card?return=/portal?x=1',
-    'browser location: to the login URL, with the way back';
-is $t->http(GET => '/portal', token => $token)->{status}, 200,
-    'browser location with the token: 200';
 
 $t->redis('DEL', "hpki:tok:$claims->{jti}");
 is $t->http(GET => '/whoami', token => $token)->{status}, 401,
