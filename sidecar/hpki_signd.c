@@ -846,7 +846,7 @@ hpki_signd_accept(hpki_signd_t *sd)
             if (errno != EAGAIN && errno != EINTR) {
                 hpki_log(HPKI_LOG_WARN, "accept: %s", strerror(errno));
             }
-            return;
+            break;
         }
 
         len = sizeof(cred);
