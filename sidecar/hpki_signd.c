@@ -1060,7 +1060,7 @@ hpki_signd_reply_error(hpki_signd_conn_t *c, int code, const char *msg)
 static void
 hpki_signd_sign(hpki_signd_t *sd, hpki_signd_conn_t *c, hpki_frame_t *f)
 {
-    int                  i, j, code, rc, nbits;
+    int                  i, j, code, rc, nbits, attempt;
     size_t               d;
     const char          *msg;
     hpki_signd_key_t    *key;
@@ -1188,12 +1188,25 @@ hpki_signd_sign(hpki_signd_t *sd, hpki_signd_conn_t *c, hpki_frame_t *f)
 
     /* the public record */
 
-    if (sd->redis == NULL) {
-        sd->redis = hpki_redis_public(sd->cf);
-    }
+    /* a connection that died with a Redis restart: once more, anew */
 
-    rc = sd->redis ? hpki_key_record_load(sd->redis, req->user, &req->rec)
-                   : HPKI_STORE_ERROR;
+    for (attempt = 0; attempt < 2; attempt++) {
+
+        if (sd->redis == NULL) {
+            sd->redis = hpki_redis_public(sd->cf);
+        }
+
+        rc = sd->redis ? hpki_key_record_load(sd->redis, req->user,
+                                              &req->rec)
+                       : HPKI_STORE_ERROR;
+
+        if (rc != HPKI_STORE_ERROR || sd->redis == NULL || !sd->redis->err) {
+            break;
+        }
+
+        redisFree(sd->redis);
+        sd->redis = NULL;
+    }
 
     if (rc == HPKI_STORE_ERROR) {
         if (sd->redis != NULL && sd->redis->err) {

@@ -379,7 +379,7 @@ static BIGNUM *
 hpki_signd_worker_share(hpki_signd_worker_t *w, const char *user,
     unsigned long version, const BIGNUM *n, int *code, const char **msg)
 {
-    int                  i, rc;
+    int                  i, rc, attempt;
     char                 key[160], aad[160];
     u_char               nfp[HPKI_SEAL_NFP];
     BIGNUM              *share;
@@ -436,11 +436,23 @@ hpki_signd_worker_share(hpki_signd_worker_t *w, const char *user,
         return NULL;
     }
 
-    if (w->redis == NULL) {
-        w->redis = hpki_redis_store(w->store);
-    }
+    /* a connection that died with a Redis restart: once more, anew */
 
-    r = w->redis ? redisCommand(w->redis, "GET %s", key) : NULL;
+    for (attempt = 0; attempt < 2; attempt++) {
+
+        if (w->redis == NULL) {
+            w->redis = hpki_redis_store(w->store);
+        }
+
+        r = w->redis ? redisCommand(w->redis, "GET %s", key) : NULL;
+
+        if (r != NULL || w->redis == NULL) {
+            break;
+        }
+
+        redisFree(w->redis);
+        w->redis = NULL;
+    }
 
     if (r == NULL || r->type == REDIS_REPLY_ERROR) {
         hpki_log(HPKI_LOG_ERROR, "%s: cannot read the share store",
