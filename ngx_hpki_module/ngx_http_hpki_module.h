@@ -67,6 +67,7 @@ typedef struct {
     ngx_str_t                    cert_serial;
     ngx_str_t                    issuer;
     ngx_str_t                    x5t;            /* the card's, or cnf's */
+    ngx_str_t                    sid;            /* OIDC login session */
     time_t                       expires;        /* the token's exp */
 } ngx_http_hpki_identity_t;
 
@@ -87,6 +88,7 @@ typedef struct {
     const char                  *error;           /* for the error filter */
     const char                  *error_description;
 
+    void                        *login;           /* login in progress */
     void                        *data;            /* handler's own state */
 } ngx_http_hpki_ctx_t;
 

@@ -6,7 +6,8 @@ PACKAGES="build-essential nginx nginx-dev libssl-dev openssl libjansson-dev
 libjwt-dev libhiredis-dev libfido2-dev libcbor-dev libqrencode-dev
 redis-server redis-tools curl perl libjson-pp-perl
 git clang llvm libclang-rt-14-dev valgrind
-wrk libnginx-mod-http-lua lua-nginx-redis lua-cjson"
+wrk libnginx-mod-http-lua lua-nginx-redis lua-cjson
+python3-authlib python3-requests"
 
 missing=""
 for p in $PACKAGES; do
