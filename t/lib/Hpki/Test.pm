@@ -571,12 +571,28 @@ sub placeholders {
         TOKEN_AUDIENCE   => $self->token_audience,
         TEST_GLOBALS     => $self->_test_globals,
         TEST_GLOBALS_HTTP => $self->_test_globals_http,
+        OIDC_CLIENTS     => $self->_oidc_clients,
     );
     # every manifest entry too: %%PKI_DOCTOR_AUTH_CERT%% and so on
     for my $k (keys %{$self->{manifest}}) {
         $p{'PKI_' . uc $k} = "$self->{pki}/$self->{manifest}{$k}";
     }
     return { %p, %{$self->{vars}} };
+}
+
+# an OpenID Connect clients file for %%OIDC_CLIENTS%% (the demo's one
+# client), written once; tests of the provider write their own
+
+sub _oidc_clients {
+    my ($self) = @_;
+    my $file = "$self->{dir}/oidc-clients.json";
+    _write_file($file, <<"EOF") unless -e $file;
+{"clients": [{"client_id": "demo-ehr",
+  "client_secret": "${\ _random_hex(24)}",
+  "redirect_uris": ["http://127.0.0.1:9/callback"],
+  "login": "hpki_card"}]}
+EOF
+    return $file;
 }
 
 sub _test_globals {
