@@ -1326,7 +1326,9 @@ ngx_http_hpki_oidc_authorize_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+    /* not HEAD: a code would be made and never seen */
+
+    if (r->method != NGX_HTTP_GET) {
         return NGX_HTTP_NOT_ALLOWED;
     }
 
@@ -2776,6 +2778,7 @@ ngx_http_hpki_oidc_userinfo_handler(ngx_http_request_t *r)
     }
 
     r->main->count++;
+    r->read_event_handler = ngx_http_test_reading;
 
     return NGX_DONE;
 }
@@ -2964,6 +2967,7 @@ ngx_http_hpki_oidc_logout_handler(ngx_http_request_t *r)
     }
 
     r->main->count++;
+    r->read_event_handler = ngx_http_test_reading;
 
     return NGX_DONE;
 }
