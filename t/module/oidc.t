@@ -85,7 +85,7 @@ $t->write_nginx_conf(gateway_conf(
 CONF
     ->start_nginx;
 
-plan tests => 83;
+plan tests => 85;
 
 link_card($t, 'demo-doctor', 'doctor_auth');
 $t->redis('HSET', 'hpki:user:demo-doctor', 'name', 'Taro Yamada',
@@ -163,7 +163,7 @@ is_deeply $rp->{parallel_statuses}, [200, 400],
     'two parallel refreshes with one token: exactly one wins';
 
 
-# --- logout revokes the session ------------------------------------------------
+# --- logout revokes the session ----------------------------------------------
 
 my $at2 = $rp->{refreshed}{access_token} // '';
 $r = $t->http(GET => '/hpki/logout?id_token_hint=' . $rp->{token}{id_token}
@@ -194,7 +194,8 @@ is $r->{status}, 400, 'after logout: the refresh token is refused';
 
 my ($verifier, $challenge) = pkce();
 
-$r = authorize(client_id => 'rp-basic', redirect_uri => 'https://evil.example/cb');
+$r = authorize(client_id => 'rp-basic',
+    redirect_uri => 'https://evil.example/cb');
 is $r->{status}, 400, 'unregistered redirect_uri: 400';
 is $r->{headers}{location}, undef, '... never redirected to';
 is $r->{json}{error}, 'invalid_request', '... a JSON error';
@@ -202,13 +203,15 @@ is $r->{json}{error}, 'invalid_request', '... a JSON error';
 $r = authorize(client_id => 'nobody', redirect_uri => 'https://rp.example/cb');
 is $r->{status}, 400, 'unknown client: 400, no redirect';
 
-$r = authorize(client_id => 'rp-public', redirect_uri => 'http://127.0.0.1:9/cb');
+$r = authorize(client_id => 'rp-public',
+    redirect_uri => 'http://127.0.0.1:9/cb');
 is $r->{status}, 302, 'public client without PKCE: redirected ...';
 is loc($r)->{error}, 'invalid_request', '... with error=invalid_request';
 like loc($r)->{error_description}, qr/PKCE/, '... saying PKCE is required';
 is loc($r)->{state}, 'st', '... and the state';
 
-$r = authorize(client_id => 'rp-public', redirect_uri => 'http://127.0.0.1:9/cb',
+$r = authorize(client_id => 'rp-public',
+    redirect_uri => 'http://127.0.0.1:9/cb',
     code_challenge => $challenge, code_challenge_method => 'plain');
 is loc($r)->{error}, 'invalid_request', 'code_challenge_method=plain: refused';
 
@@ -226,7 +229,8 @@ is loc($r)->{error}, 'access_denied', 'no card: access_denied';
 like loc($r)->{error_description}, qr/no client certificate/,
     '... saying why';
 
-$r = authorize(client_id => 'rp-jpki', redirect_uri => 'https://jpki.example/cb');
+$r = authorize(client_id => 'rp-jpki',
+    redirect_uri => 'https://jpki.example/cb');
 is loc($r)->{error}, 'access_denied',
     'a JPKI client at the card endpoint: access_denied';
 
@@ -267,7 +271,7 @@ is token_post(grant_type => 'refresh_token', client_id => 'rp-public',
     refresh_token => $pub_rt)->{status}, 400, '... the refresh token too';
 
 
-# --- client authentication -------------------------------------------------------
+# --- client authentication ---------------------------------------------------
 
 $code = code_for('rp-basic', 'https://rp.example/cb');
 $r = token_post(basic => ['rp-basic', 'wrong-secret-0123456789'],
@@ -363,7 +367,24 @@ ok $got_code, 'after nginx -s reload: the new client gets a code';
 ok $got_tokens, '... and tokens';
 
 
-# --- Redis down: fail closed ----------------------------------------------------
+# a client file that does not load: the reload is refused, the running
+# clients stay
+write_clients(@clients, { client_id => 'rp-bad',
+    token_endpoint_auth_method => 'none', client_secret => 'x' x 20,
+    redirect_uris => ['https://bad.example/cb'], login => 'hpki_card' });
+kill 'HUP', $t->pid('nginx');
+my $refused = 0;
+for (1 .. 50) {
+    $refused = 1, last if $t->error_log
+        =~ /\[emerg\].*"client_secret" given to a client that does not/;
+    select undef, undef, undef, 0.1;
+}
+ok $refused, 'a public client with a secret: the reload is refused, and why';
+$r = authorize(client_id => 'rp-new', redirect_uri => 'https://new.example/cb');
+ok loc($r)->{code}, '... the running clients stay';
+
+
+# --- Redis down: fail closed -------------------------------------------------
 
 $code = code_for('rp-basic', 'https://rp.example/cb');
 $t->stop('redis');
@@ -371,7 +392,8 @@ $r = token_post(basic => ['rp-basic', $SECRET],
     grant_type => 'authorization_code', code => $code,
     redirect_uri => 'https://rp.example/cb');
 is $r->{status}, 503, 'Redis down: token 503';
-$r = authorize(client_id => 'rp-basic', redirect_uri => 'https://rp.example/cb');
+$r = authorize(client_id => 'rp-basic',
+    redirect_uri => 'https://rp.example/cb');
 is $r->{status}, 503, 'Redis down: authorize 503, no code';
 
 
