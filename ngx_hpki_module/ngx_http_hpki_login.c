@@ -32,8 +32,20 @@ typedef struct {
 } ngx_http_hpki_login_method_t;
 
 
+typedef struct {
+    ngx_http_hpki_login_method_t  *method;
+    ngx_http_hpki_login_done_pt    done;
+} ngx_http_hpki_login_state_t;
+
+
 static ngx_int_t ngx_http_hpki_login(ngx_http_request_t *r,
-    ngx_http_hpki_login_method_t *method);
+    ngx_uint_t method);
+static void ngx_http_hpki_login_done(ngx_http_request_t *r,
+    ngx_http_hpki_ctx_t *ctx, ngx_int_t rc, const char *error,
+    const char *desc);
+static void ngx_http_hpki_login_finish(ngx_http_request_t *r,
+    ngx_http_hpki_ctx_t *ctx, ngx_int_t rc, const char *error,
+    const char *desc);
 static ngx_int_t ngx_http_hpki_login_identity(ngx_http_request_t *r,
     ngx_http_hpki_login_method_t *method, ngx_http_hpki_identity_t *id,
     const char **error, const char **desc);
@@ -88,20 +100,19 @@ static const char  ngx_http_hpki_login_script[] =
 ngx_int_t
 ngx_http_hpki_login_card_handler(ngx_http_request_t *r)
 {
-    return ngx_http_hpki_login(r, &ngx_http_hpki_login_card_method);
+    return ngx_http_hpki_login(r, NGX_HTTP_HPKI_LOGIN_CARD);
 }
 
 
 ngx_int_t
 ngx_http_hpki_login_jpki_handler(ngx_http_request_t *r)
 {
-    return ngx_http_hpki_login(r, &ngx_http_hpki_login_jpki_method);
+    return ngx_http_hpki_login(r, NGX_HTTP_HPKI_LOGIN_JPKI);
 }
 
 
 static ngx_int_t
-ngx_http_hpki_login(ngx_http_request_t *r,
-    ngx_http_hpki_login_method_t *method)
+ngx_http_hpki_login(ngx_http_request_t *r, ngx_uint_t method)
 {
     ngx_int_t             rc;
     const char           *error, *desc;
@@ -121,28 +132,71 @@ ngx_http_hpki_login(ngx_http_request_t *r,
         return rc;
     }
 
-    ctx->data = method;
+    rc = ngx_http_hpki_login_authenticate(r, method, ngx_http_hpki_login_done,
+                                          &error, &desc);
 
-    rc = ngx_http_hpki_login_identity(r, method, &ctx->id, &error, &desc);
+    if (rc == NGX_DONE || rc == NGX_ERROR) {
+        return rc == NGX_DONE ? NGX_DONE : NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_hpki_send_error(r, rc, error, desc);
+}
+
+
+/*
+ * Who presents the client certificate of this request: the certificate
+ * checks, then Redis maps it to a user (and, for JPKI, the user to a
+ * role).  NGX_DONE: Redis was asked, the request is suspended and done()
+ * runs with NGX_OK (ctx->id filled) or an HTTP status; NGX_ERROR; or an
+ * HTTP status with *error and *desc, nothing sent.
+ */
+
+ngx_int_t
+ngx_http_hpki_login_authenticate(ngx_http_request_t *r, ngx_uint_t method,
+    ngx_http_hpki_login_done_pt done, const char **error, const char **desc)
+{
+    ngx_int_t                     rc;
+    ngx_http_hpki_ctx_t          *ctx;
+    ngx_http_hpki_login_state_t  *ls;
+
+    ctx = ngx_http_hpki_get_ctx(r);
+    if (ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    ls = ngx_pcalloc(r->pool, sizeof(ngx_http_hpki_login_state_t));
+    if (ls == NULL) {
+        return NGX_ERROR;
+    }
+
+    ls->method = (method == NGX_HTTP_HPKI_LOGIN_JPKI)
+                 ? &ngx_http_hpki_login_jpki_method
+                 : &ngx_http_hpki_login_card_method;
+    ls->done = done;
+    ctx->login = ls;
+
+    rc = ngx_http_hpki_login_identity(r, ls->method, &ctx->id, error, desc);
 
     if (rc == NGX_ERROR) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_ERROR;
     }
 
     if (rc != NGX_OK) {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "hpki: %s login refused: %s", method->what, desc);
-        return ngx_http_hpki_send_error(r, rc, error, desc);
+                      "hpki: %s login refused: %s", ls->method->what, *desc);
+        return rc;
     }
 
     rc = ngx_http_hpki_redis_command(r, ngx_http_hpki_login_user, ctx,
-                                     "GET %s%b", method->map,
+                                     "GET %s%b", ls->method->map,
                                      ctx->id.x5t.data, ctx->id.x5t.len);
     if (rc == NGX_ERROR) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_ERROR;
     }
 
     if (rc == NGX_DECLINED) {
+        *error = "temporarily_unavailable";
+        *desc = "the token store is unavailable";
         return NGX_HTTP_SERVICE_UNAVAILABLE;
     }
 
@@ -150,6 +204,39 @@ ngx_http_hpki_login(ngx_http_request_t *r,
     r->read_event_handler = ngx_http_test_reading;
 
     return NGX_DONE;
+}
+
+
+static void
+ngx_http_hpki_login_done(ngx_http_request_t *r, ngx_http_hpki_ctx_t *ctx,
+    ngx_int_t rc, const char *error, const char *desc)
+{
+    if (rc == NGX_OK) {
+        ngx_http_hpki_login_issue(r, ctx);
+        return;
+    }
+
+    if (rc == NGX_HTTP_SERVICE_UNAVAILABLE) {
+        ngx_http_hpki_login_unavailable(r);
+        return;
+    }
+
+    ngx_http_finalize_request(r, ngx_http_hpki_send_error(r, rc, error,
+                                                          desc));
+}
+
+
+/* the end of the Redis part of an authentication */
+
+static void
+ngx_http_hpki_login_finish(ngx_http_request_t *r, ngx_http_hpki_ctx_t *ctx,
+    ngx_int_t rc, const char *error, const char *desc)
+{
+    ngx_http_hpki_login_state_t  *ls;
+
+    ls = ctx->login;
+
+    ls->done(r, ctx, rc, error, desc);
 }
 
 
@@ -272,12 +359,13 @@ ngx_http_hpki_login_user(ngx_http_request_t *r, void *data,
     ngx_http_hpki_ctx_t           *ctx = data;
     ngx_http_hpki_login_method_t  *method;
 
-    method = ctx->data;
+    method = ((ngx_http_hpki_login_state_t *) ctx->login)->method;
 
     rc = ngx_http_hpki_redis_string(r, reply, &user);
 
     if (rc == NGX_ERROR) {
-        ngx_http_hpki_login_unavailable(r);
+        ngx_http_hpki_login_finish(r, ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                   NULL, NULL);
         return;
     }
 
@@ -289,9 +377,8 @@ ngx_http_hpki_login_user(ngx_http_request_t *r, void *data,
                       "not linked to a user", method->what,
                       &ctx->id.cert_serial, &ctx->id.issuer);
 
-        ngx_http_finalize_request(r, ngx_http_hpki_send_error(r,
-                                  NGX_HTTP_FORBIDDEN, "access_denied",
-                                  method->unlinked));
+        ngx_http_hpki_login_finish(r, ctx, NGX_HTTP_FORBIDDEN,
+                                   "access_denied", method->unlinked);
         return;
     }
 
@@ -304,7 +391,7 @@ ngx_http_hpki_login_user(ngx_http_request_t *r, void *data,
     }
 
     if (ctx->id.role.len) {
-        ngx_http_hpki_login_issue(r, ctx);
+        ngx_http_hpki_login_finish(r, ctx, NGX_OK, NULL, NULL);
         return;
     }
 
@@ -315,7 +402,8 @@ ngx_http_hpki_login_user(ngx_http_request_t *r, void *data,
                                      ctx->id.subject.data,
                                      ctx->id.subject.len);
     if (rc != NGX_OK) {
-        ngx_http_hpki_login_unavailable(r);
+        ngx_http_hpki_login_finish(r, ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                   NULL, NULL);
     }
 }
 
@@ -331,16 +419,17 @@ ngx_http_hpki_login_role(ngx_http_request_t *r, void *data,
     rc = ngx_http_hpki_redis_string(r, reply, &role);
 
     if (rc == NGX_ERROR) {
-        ngx_http_hpki_login_unavailable(r);
+        ngx_http_hpki_login_finish(r, ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                   NULL, NULL);
         return;
     }
 
     if (rc == NGX_DECLINED || role.len == 0) {
-        ngx_http_finalize_request(r, ngx_http_hpki_send_error(r,
-                                  NGX_HTTP_FORBIDDEN, "access_denied",
-                                  "no HPKI role is recorded for this user: "
-                                  "an operator adds the user again with "
-                                  "their HPKI card certificate"));
+        ngx_http_hpki_login_finish(r, ctx, NGX_HTTP_FORBIDDEN,
+                                   "access_denied",
+                                   "no HPKI role is recorded for this user: "
+                                   "an operator adds the user again with "
+                                   "their HPKI card certificate");
         return;
     }
 
@@ -352,14 +441,14 @@ ngx_http_hpki_login_role(ngx_http_request_t *r, void *data,
     }
 
     if (!ngx_http_hpki_role_allowed(r, &ctx->id.role)) {
-        ngx_http_finalize_request(r, ngx_http_hpki_send_error(r,
-                                  NGX_HTTP_FORBIDDEN, "access_denied",
-                                  "the holder's HPKI role is not allowed "
-                                  "here"));
+        ngx_http_hpki_login_finish(r, ctx, NGX_HTTP_FORBIDDEN,
+                                   "access_denied",
+                                   "the holder's HPKI role is not allowed "
+                                   "here");
         return;
     }
 
-    ngx_http_hpki_login_issue(r, ctx);
+    ngx_http_hpki_login_finish(r, ctx, NGX_OK, NULL, NULL);
 }
 
 

@@ -13,6 +13,7 @@
 #include "ngx_http_hpki_lockout.h"
 #include "ngx_http_hpki_login.h"
 #include "ngx_http_hpki_sign.h"
+#include "ngx_http_hpki_oidc.h"
 
 
 #define NGX_HTTP_HPKI_SIGN_BUFFER  (NGX_HTTP_HPKI_FRAME_MAX + 4)
@@ -185,6 +186,41 @@ static ngx_command_t  ngx_http_hpki_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       ngx_http_hpki_revoke_handler },
+
+    { ngx_string("hpki_oidc_clients"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_hpki_oidc_clients,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("hpki_oidc_authorize"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE1,
+      ngx_http_hpki_oidc_authorize,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("hpki_oidc_token"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_hpki_set_handler,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      ngx_http_hpki_oidc_token_handler },
+
+    { ngx_string("hpki_oidc_userinfo"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_hpki_set_handler,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      ngx_http_hpki_oidc_userinfo_handler },
+
+    { ngx_string("hpki_oidc_logout"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_hpki_set_handler,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      ngx_http_hpki_oidc_logout_handler },
 
     { ngx_string("hpki_sign_pass"),
       NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -847,6 +883,10 @@ ngx_http_hpki_init(ngx_conf_t *cf)
     ngx_http_hpki_main_conf_t  *hmcf;
 
     hmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_hpki_module);
+
+    if (hmcf->oidc) {
+        hmcf->tokens_used = 1;
+    }
 
     if (hmcf->tokens_used
         && (hmcf->nkeys == 0 || hmcf->issuer.len == 0

@@ -35,6 +35,7 @@ typedef struct {
     time_t                       lockout_window;
     ngx_str_t                    jwks;           /* made at start */
     ngx_str_t                    discovery;
+    void                        *oidc;           /* hpki_oidc_clients */
 
     ngx_int_t                    request_id_index;
     ngx_uint_t                   tokens_used;    /* unsigned:1 */
@@ -46,6 +47,7 @@ typedef struct {
     ngx_array_t                 *roles;          /* of ngx_str_t */
     ngx_http_complex_value_t    *login_url;      /* browsers: 302 not 401 */
     ngx_flag_t                   login_card;
+    ngx_uint_t                   oidc_login;     /* hpki_oidc_authorize */
     ngx_uint_t                   max_hashes;
     time_t                       sad_lifetime;   /* CSC */
     ngx_uint_t                   rate;           /* signatures per window */
@@ -67,6 +69,7 @@ typedef struct {
     ngx_str_t                    cert_serial;
     ngx_str_t                    issuer;
     ngx_str_t                    x5t;            /* the card's, or cnf's */
+    ngx_str_t                    sid;            /* OIDC login session */
     time_t                       expires;        /* the token's exp */
 } ngx_http_hpki_identity_t;
 
@@ -87,6 +90,7 @@ typedef struct {
     const char                  *error;           /* for the error filter */
     const char                  *error_description;
 
+    void                        *login;           /* login in progress */
     void                        *data;            /* handler's own state */
 } ngx_http_hpki_ctx_t;
 

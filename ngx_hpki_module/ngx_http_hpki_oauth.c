@@ -11,6 +11,7 @@
 #include "ngx_http_hpki_cache.h"
 #include "ngx_http_hpki_redis.h"
 #include "ngx_http_hpki_reply.h"
+#include "ngx_http_hpki_oidc.h"
 
 #include <openssl/sha.h>
 
@@ -85,6 +86,11 @@ ngx_http_hpki_oauth_init(ngx_conf_t *cf, ngx_http_hpki_main_conf_t *hmcf)
                     "token_endpoint_auth_methods_supported", "none",
                     "id_token_signing_alg_values_supported", algs);
     if (doc == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_hpki_oidc_discovery(hmcf, doc) != NGX_OK) {
+        json_decref(doc);
         return NGX_ERROR;
     }
 

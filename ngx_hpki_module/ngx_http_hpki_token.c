@@ -411,6 +411,11 @@ ngx_http_hpki_identity_from_claims(ngx_http_request_t *r, json_t *claims,
         return NGX_ERROR;
     }
 
+    rc = ngx_http_hpki_claim_str(r, claims, "sid", &id->sid);
+    if (rc == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
     ngx_str_null(&id->auth_method);
 
     v = json_object_get(claims, "amr");
@@ -651,6 +656,12 @@ ngx_http_hpki_token_issue(ngx_http_request_t *r,
         json_object_set_new(claims, "hpki_role",
                             json_stringn((char *) id->role.data,
                                          id->role.len));
+    }
+
+    if (id->sid.len) {
+        json_object_set_new(claims, "sid",
+                            json_stringn((char *) id->sid.data,
+                                         id->sid.len));
     }
 
     if (id->x5t.len) {

@@ -7,7 +7,7 @@ libjwt-dev libhiredis-dev libfido2-dev libcbor-dev libqrencode-dev
 redis-server redis-tools curl perl libjson-pp-perl
 git clang llvm libclang-rt-14-dev valgrind
 wrk libnginx-mod-http-lua lua-nginx-redis lua-cjson
-libcrypt-openssl-rsa-perl"
+libcrypt-openssl-rsa-perl python3-authlib python3-requests"
 
 missing=""
 for p in $PACKAGES; do

@@ -114,6 +114,9 @@ if [ ! -s "$SECRETS/token.key" ]; then
     openssl pkey -in "$SECRETS/token.key" -pubout -out "$SECRETS/token.pub.pem"
 fi
 chmod 600 "$SECRETS/token.key"
+[ -s "$SECRETS/oidc-client.secret" ] ||
+    secret sh -c "openssl rand -hex 24 | tr -d '\n' > '$SECRETS/oidc-client.secret'"
+chmod 600 "$SECRETS/oidc-client.secret"
 for u in share-a share-b; do
     [ -s "$SECRETS/redis-$u.pass" ] ||
         secret sh -c "openssl rand -hex 24 | tr -d '\n' > '$SECRETS/redis-$u.pass'"
@@ -128,7 +131,7 @@ ISSUER=https://127.0.0.1:$HTTPS_PORT
 SOCKET=$RUN/signd/signd.sock
 
 cat > "$RUN/redis/users.acl.new" <<EOF
-user default on nopass resetkeys ~hpki:tok:* ~hpki:cert:* ~hpki:jpki:* ~hpki:user:* ~hpki:key:* ~hpki:sad:* ~hpki:rate:* ~hpki:fail:* &* +@all
+user default on nopass resetkeys ~hpki:tok:* ~hpki:cert:* ~hpki:jpki:* ~hpki:user:* ~hpki:key:* ~hpki:sad:* ~hpki:rate:* ~hpki:fail:* ~hpki:code:* ~hpki:rt:* ~hpki:sid:* ~hpki:jti:* &* +@all
 user share-a on >$(cat "$SECRETS/redis-share-a.pass") resetkeys ~hpki:a:* resetchannels -@all +@read +@write +@keyspace +@transaction +@connection -@dangerous
 user share-b on >$(cat "$SECRETS/redis-share-b.pass") resetkeys ~hpki:b:* resetchannels -@all +@read +@write +@keyspace +@transaction +@connection -@dangerous
 EOF
@@ -173,6 +176,28 @@ audit_log            $RUN/signd/audit.log
 log_level            info
 EOF
 
+# the demo OpenID Connect client: a confidential EHR, HPKI card login; its
+# redirect URI on loopback is not served (read the Location header)
+OIDC_CLIENT_ID=demo-ehr
+OIDC_REDIRECT_URI="http://127.0.0.1:$((BASE + 2))/callback"
+cat > "$RUN/nginx/oidc-clients.json.new" <<EOF
+{
+  "clients": [
+    {
+      "client_id": "$OIDC_CLIENT_ID",
+      "client_secret": "$(cat "$SECRETS/oidc-client.secret")",
+      "token_endpoint_auth_method": "client_secret_basic",
+      "redirect_uris": ["$OIDC_REDIRECT_URI"],
+      "post_logout_redirect_uris": ["http://127.0.0.1:$((BASE + 2))/"],
+      "login": "hpki_card",
+      "scopes": ["openid", "sign"]
+    }
+  ]
+}
+EOF
+chmod 600 "$RUN/nginx/oidc-clients.json.new"
+mv -f "$RUN/nginx/oidc-clients.json.new" "$RUN/nginx/oidc-clients.json"
+
 globals="pid $RUN/nginx/nginx.pid;
 error_log $RUN/nginx/error.log info;
 load_module $MODULE;"
@@ -192,7 +217,7 @@ T_TOKEN_KID=$TOKEN_KID T_TOKEN_ISSUER=$ISSUER T_TOKEN_AUDIENCE=hpki \
 T_SIGND_SOCKET=$SOCKET T_HTTPS_PORT=$HTTPS_PORT \
 T_SERVER_CERT=$PKI/server.pem T_SERVER_KEY=$PKI/server.key \
 T_CLIENT_CA=$PKI/client-ca-bundle.pem T_CLIENT_CRL=$PKI/client-crl-bundle.pem \
-T_CONF=$ROOT/conf \
+T_CONF=$ROOT/conf T_OIDC_CLIENTS=$RUN/nginx/oidc-clients.json \
     perl -pe 's{%%([A-Z0-9_]+)%%}{
         exists $ENV{"T_$1"} ? $ENV{"T_$1"} : die "unknown placeholder %%$1%%\n"
     }ge' "$ROOT/conf/demo/nginx.conf.in" > "$RUN/nginx/nginx.conf.new"
@@ -339,10 +364,14 @@ HPKI_SIGN_CA_KEY='$PKI/sign-ca.key'
 HPKI_REDIS_URL='redis://127.0.0.1:$REDIS_PORT'
 HPKI_WHOAMI_URL='https://127.0.0.1:$HTTPS_PORT/demo/whoami'
 HPKI_ADMIN='$ADMIN_CMD'
+HPKI_OIDC_CLIENT_ID='$OIDC_CLIENT_ID'
+HPKI_OIDC_CLIENT_SECRET='$(cat "$SECRETS/oidc-client.secret")'
+HPKI_OIDC_REDIRECT_URI='$OIDC_REDIRECT_URI'
 export HPKI_URL HPKI_SERVER_CA HPKI_DOCTOR_CERT HPKI_DOCTOR_KEY HPKI_DOCTOR_ID
 export HPKI_PHARMACIST_CERT HPKI_PHARMACIST_KEY HPKI_PHARMACIST_ID
 export HPKI_SIGN_CA_CERT HPKI_SIGN_CA_KEY HPKI_REDIS_URL HPKI_WHOAMI_URL
-export HPKI_ADMIN
+export HPKI_ADMIN HPKI_OIDC_CLIENT_ID HPKI_OIDC_CLIENT_SECRET
+export HPKI_OIDC_REDIRECT_URI
 EOF
 
 cat > "$RUN/quickstart.sh" <<EOF

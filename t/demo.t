@@ -47,7 +47,8 @@ is $env{HPKI_WHOAMI_URL}, "$env{HPKI_URL}/demo/whoami", 'HPKI_WHOAMI_URL';
 my @missing = grep { !defined $env{$_} } qw(HPKI_URL HPKI_SERVER_CA
     HPKI_DOCTOR_CERT HPKI_DOCTOR_KEY HPKI_DOCTOR_ID HPKI_PHARMACIST_CERT
     HPKI_PHARMACIST_KEY HPKI_PHARMACIST_ID HPKI_SIGN_CA_CERT HPKI_SIGN_CA_KEY
-    HPKI_REDIS_URL HPKI_WHOAMI_URL HPKI_ADMIN);
+    HPKI_REDIS_URL HPKI_WHOAMI_URL HPKI_ADMIN HPKI_OIDC_CLIENT_ID
+    HPKI_OIDC_CLIENT_SECRET HPKI_OIDC_REDIRECT_URI);
 is "@missing", '', 'demo.env has every variable';
 
 for my $f (qw(secrets/kek-a secrets/kek-b secrets/token.key
@@ -85,6 +86,22 @@ is $login->{status}, 200, 'the pharmacist logs in too';
 $whoami = curl('-H', "Authorization: Bearer $login->{json}{access_token}",
     $env{HPKI_WHOAMI_URL});
 is $whoami->{json}{role}, 'Pharmacist', 'as a pharmacist';
+
+# the demo OpenID Connect client: the code flow with the doctor's card
+(my $redirect = $env{HPKI_OIDC_REDIRECT_URI}) =~ s/([^A-Za-z0-9._~-])/sprintf '%%%02X', ord $1/ge;
+my $authz = curl('--cert', $env{HPKI_DOCTOR_CERT}, '--key',
+    $env{HPKI_DOCTOR_KEY}, '-o', '/dev/null', '-w', "%{redirect_url}\n%{http_code}",
+    "$env{HPKI_URL}/hpki/authorize?response_type=code&scope=openid+sign"
+    . "&client_id=$env{HPKI_OIDC_CLIENT_ID}&redirect_uri=$redirect"
+    . '&state=demo&nonce=n1&prompt=login');
+is $authz->{status}, 302, 'OIDC demo client: authorize with the card: 302';
+my ($code) = ($authz->{body} // '') =~ /[?&]code=([^&]+)/;
+my $tok = curl('-u', "$env{HPKI_OIDC_CLIENT_ID}:$env{HPKI_OIDC_CLIENT_SECRET}",
+    '-d', "grant_type=authorization_code&code=" . ($code // '')
+    . "&redirect_uri=$redirect", "$env{HPKI_URL}/hpki/token");
+is $tok->{status}, 200, 'OIDC demo client: the code for tokens';
+ok $tok->{json}{id_token} && $tok->{json}{refresh_token},
+    '... an ID token and a refresh token';
 
 my $admin = sh("$env{HPKI_ADMIN} key show --user demo-doctor");
 is $admin->{rc}, 0, 'HPKI_ADMIN runs hpki-admin against this stack'

@@ -297,7 +297,7 @@ sub start_redis {
     }
 
     _write_file("$dir/users.acl", <<"EOF");
-user default on nopass resetkeys ~hpki:tok:* ~hpki:cert:* ~hpki:jpki:* ~hpki:user:* ~hpki:key:* ~hpki:sad:* ~hpki:rate:* ~hpki:fail:* &* +\@all
+user default on nopass resetkeys ~hpki:tok:* ~hpki:cert:* ~hpki:jpki:* ~hpki:user:* ~hpki:key:* ~hpki:sad:* ~hpki:rate:* ~hpki:fail:* ~hpki:code:* ~hpki:rt:* ~hpki:sid:* ~hpki:jti:* &* +\@all
 user share-a on >$pass{'share-a'} resetkeys ~hpki:a:* resetchannels -\@all +\@read +\@write +\@keyspace +\@transaction +\@connection -\@dangerous
 user share-b on >$pass{'share-b'} resetkeys ~hpki:b:* resetchannels -\@all +\@read +\@write +\@keyspace +\@transaction +\@connection -\@dangerous
 EOF
@@ -571,12 +571,28 @@ sub placeholders {
         TOKEN_AUDIENCE   => $self->token_audience,
         TEST_GLOBALS     => $self->_test_globals,
         TEST_GLOBALS_HTTP => $self->_test_globals_http,
+        OIDC_CLIENTS     => $self->_oidc_clients,
     );
     # every manifest entry too: %%PKI_DOCTOR_AUTH_CERT%% and so on
     for my $k (keys %{$self->{manifest}}) {
         $p{'PKI_' . uc $k} = "$self->{pki}/$self->{manifest}{$k}";
     }
     return { %p, %{$self->{vars}} };
+}
+
+# an OpenID Connect clients file for %%OIDC_CLIENTS%% (the demo's one
+# client), written once; tests of the provider write their own
+
+sub _oidc_clients {
+    my ($self) = @_;
+    my $file = "$self->{dir}/oidc-clients.json";
+    _write_file($file, <<"EOF") unless -e $file;
+{"clients": [{"client_id": "demo-ehr",
+  "client_secret": "${\ _random_hex(24)}",
+  "redirect_uris": ["http://127.0.0.1:9/callback"],
+  "login": "hpki_card"}]}
+EOF
+    return $file;
 }
 
 sub _test_globals {
