@@ -39,7 +39,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     kind = ngx_http_hpki_cert_kind(x);
-    if (kind & ~(NGX_HTTP_HPKI_CERT_AUTH | NGX_HTTP_HPKI_CERT_SIGN)) {
+    if (kind & ~(NGX_HTTP_HPKI_CERT_AUTH | NGX_HTTP_HPKI_CERT_SIGN
+                 | NGX_HTTP_HPKI_CERT_JPKI_AUTH
+                 | NGX_HTTP_HPKI_CERT_JPKI_SIGN))
+    {
         abort();
     }
 
