@@ -217,7 +217,6 @@ ngx_http_hpki_csc_handler(ngx_http_request_t *r)
 {
     ngx_int_t                    rc;
     ngx_uint_t                   method;
-    ngx_http_hpki_ctx_t         *ctx;
     ngx_http_hpki_csc_ctx_t     *cctx;
     ngx_http_hpki_csc_method_t  *m;
 
@@ -243,23 +242,14 @@ ngx_http_hpki_csc_handler(ngx_http_request_t *r)
                                    "no such CSC API method");
     }
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_hpki_module);
-
     cctx = ngx_pcalloc(r->pool, sizeof(ngx_http_hpki_csc_ctx_t));
     if (cctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     cctx->method = method;
-    ctx->data = cctx;
 
-    rc = ngx_http_read_client_request_body(r, ngx_http_hpki_csc_body);
-
-    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
-        return rc;
-    }
-
-    return NGX_DONE;
+    return ngx_http_hpki_read_body(r, cctx, ngx_http_hpki_csc_body);
 }
 
 

@@ -115,3 +115,36 @@ ngx_http_hpki_lockout_locked(ngx_http_request_t *r, redisReply *count)
 
     return n != NGX_ERROR && (ngx_uint_t) n >= hmcf->lockout_limit;
 }
+
+
+/*
+ * The reply of a script that stores a login's token unless its subject is
+ * locked out: NGX_OK stored, NGX_DECLINED locked out, NGX_ERROR Redis
+ * failed; logged either way.
+ */
+
+ngx_int_t
+ngx_http_hpki_lockout_stored(ngx_http_request_t *r, redisReply *reply,
+    ngx_str_t *subject)
+{
+    if (reply && reply->type == REDIS_REPLY_STRING
+        && ngx_strcmp(reply->str, "locked") == 0)
+    {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "hpki: login of \"%V\" refused: locked out", subject);
+        return NGX_DECLINED;
+    }
+
+    if (reply && reply->type == REDIS_REPLY_STRING
+        && ngx_strcmp(reply->str, "ok") == 0)
+    {
+        return NGX_OK;
+    }
+
+    if (reply && reply->type == REDIS_REPLY_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "hpki: redis: %*s", (size_t) reply->len, reply->str);
+    }
+
+    return NGX_ERROR;
+}

@@ -20,6 +20,7 @@
 #include "ngx_http_hpki_redis.h"
 #include "ngx_http_hpki_reply.h"
 #include "ngx_http_hpki_cert.h"
+#include "ngx_http_hpki_lockout.h"
 
 
 typedef struct {
@@ -489,31 +490,19 @@ static void
 ngx_http_hpki_login_stored(ngx_http_request_t *r, void *data,
     redisReply *reply)
 {
+    ngx_int_t             rc;
     ngx_http_hpki_ctx_t  *ctx = data;
 
-    if (reply && reply->type == REDIS_REPLY_STRING
-        && ngx_strcmp(reply->str, "locked") == 0)
-    {
-        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                      "hpki: login of \"%V\" refused: locked out",
-                      &ctx->id.subject);
+    rc = ngx_http_hpki_lockout_stored(r, reply, &ctx->id.subject);
 
+    if (rc == NGX_DECLINED) {
         ngx_http_finalize_request(r, ngx_http_hpki_send_error(r,
                                   NGX_HTTP_FORBIDDEN, "access_denied",
-                                  "the account is locked after repeated "
-                                  "token misuse; ask the operator"));
+                                  NGX_HTTP_HPKI_LOCKED));
         return;
     }
 
-    if (reply == NULL || reply->type != REDIS_REPLY_STRING
-        || ngx_strcmp(reply->str, "ok") != 0)
-    {
-        if (reply && reply->type == REDIS_REPLY_ERROR) {
-            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                          "hpki: redis: %*s", (size_t) reply->len,
-                          reply->str);
-        }
-
+    if (rc != NGX_OK) {
         ngx_http_hpki_login_unavailable(r);
         return;
     }

@@ -24,6 +24,8 @@ typedef struct {
 
 static ngx_int_t ngx_http_hpki_send_document(ngx_http_request_t *r,
     ngx_str_t *doc);
+static ngx_int_t ngx_http_hpki_oauth_start(ngx_http_request_t *r,
+    ngx_uint_t revoke);
 static void ngx_http_hpki_oauth_body(ngx_http_request_t *r);
 static ngx_int_t ngx_http_hpki_form_token(ngx_http_request_t *r,
     ngx_str_t *token);
@@ -207,67 +209,30 @@ ngx_http_hpki_send_document(ngx_http_request_t *r, ngx_str_t *doc)
 ngx_int_t
 ngx_http_hpki_introspect_handler(ngx_http_request_t *r)
 {
-    ngx_int_t                   rc;
-    ngx_http_hpki_ctx_t        *ctx;
-    ngx_http_hpki_oauth_ctx_t  *octx;
-
-    if (r->method != NGX_HTTP_POST) {
-        return NGX_HTTP_NOT_ALLOWED;
-    }
-
-    ctx = ngx_http_hpki_get_ctx(r);
-    if (ctx == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    octx = ngx_pcalloc(r->pool, sizeof(ngx_http_hpki_oauth_ctx_t));
-    if (octx == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    ctx->data = octx;
-
-    rc = ngx_http_read_client_request_body(r, ngx_http_hpki_oauth_body);
-
-    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
-        return rc;
-    }
-
-    return NGX_DONE;
+    return ngx_http_hpki_oauth_start(r, 0);
 }
 
 
 ngx_int_t
 ngx_http_hpki_revoke_handler(ngx_http_request_t *r)
 {
-    ngx_int_t                   rc;
-    ngx_http_hpki_ctx_t        *ctx;
+    return ngx_http_hpki_oauth_start(r, 1);
+}
+
+
+static ngx_int_t
+ngx_http_hpki_oauth_start(ngx_http_request_t *r, ngx_uint_t revoke)
+{
     ngx_http_hpki_oauth_ctx_t  *octx;
-
-    if (r->method != NGX_HTTP_POST) {
-        return NGX_HTTP_NOT_ALLOWED;
-    }
-
-    ctx = ngx_http_hpki_get_ctx(r);
-    if (ctx == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
 
     octx = ngx_pcalloc(r->pool, sizeof(ngx_http_hpki_oauth_ctx_t));
     if (octx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    octx->revoke = 1;
-    ctx->data = octx;
+    octx->revoke = revoke;
 
-    rc = ngx_http_read_client_request_body(r, ngx_http_hpki_oauth_body);
-
-    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
-        return rc;
-    }
-
-    return NGX_DONE;
+    return ngx_http_hpki_read_body(r, octx, ngx_http_hpki_oauth_body);
 }
 
 

@@ -22,6 +22,7 @@
 #include "ngx_http_hpki_token.h"
 #include "ngx_http_hpki_redis.h"
 #include "ngx_http_hpki_reply.h"
+#include "ngx_http_hpki_lockout.h"
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -1616,6 +1617,7 @@ ngx_http_hpki_oidc_code_stored(ngx_http_request_t *r, void *data,
 {
     ngx_http_hpki_ctx_t  *ctx = data;
 
+    ngx_int_t                   rc;
     ngx_str_t                   params[6];
     ngx_http_hpki_oidc_ctx_t   *octx;
     ngx_http_hpki_main_conf_t  *hmcf;
@@ -1623,29 +1625,16 @@ ngx_http_hpki_oidc_code_stored(ngx_http_request_t *r, void *data,
     octx = ctx->data;
     hmcf = ngx_http_get_module_main_conf(r, ngx_http_hpki_module);
 
-    if (reply && reply->type == REDIS_REPLY_STRING
-        && ngx_strcmp(reply->str, "locked") == 0)
-    {
-        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                      "hpki: login of \"%V\" refused: locked out",
-                      &ctx->id.subject);
+    rc = ngx_http_hpki_lockout_stored(r, reply, &ctx->id.subject);
 
+    if (rc == NGX_DECLINED) {
         ngx_http_finalize_request(r, ngx_http_hpki_oidc_redirect_error(r,
                                   octx, "access_denied",
-                                  "the account is locked after repeated "
-                                  "token misuse; ask the operator"));
+                                  NGX_HTTP_HPKI_LOCKED));
         return;
     }
 
-    if (reply == NULL || reply->type != REDIS_REPLY_STRING
-        || ngx_strcmp(reply->str, "ok") != 0)
-    {
-        if (reply && reply->type == REDIS_REPLY_ERROR) {
-            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                          "hpki: redis: %*s", (size_t) reply->len,
-                          reply->str);
-        }
-
+    if (rc != NGX_OK) {
         ngx_http_hpki_oidc_unavailable(r);
         return;
     }
@@ -1673,33 +1662,14 @@ ngx_http_hpki_oidc_code_stored(ngx_http_request_t *r, void *data,
 ngx_int_t
 ngx_http_hpki_oidc_token_handler(ngx_http_request_t *r)
 {
-    ngx_int_t                  rc;
-    ngx_http_hpki_ctx_t       *ctx;
     ngx_http_hpki_oidc_ctx_t  *octx;
-
-    if (r->method != NGX_HTTP_POST) {
-        return NGX_HTTP_NOT_ALLOWED;
-    }
-
-    ctx = ngx_http_hpki_get_ctx(r);
-    if (ctx == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
 
     octx = ngx_pcalloc(r->pool, sizeof(ngx_http_hpki_oidc_ctx_t));
     if (octx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ctx->data = octx;
-
-    rc = ngx_http_read_client_request_body(r, ngx_http_hpki_oidc_token_body);
-
-    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
-        return rc;
-    }
-
-    return NGX_DONE;
+    return ngx_http_hpki_read_body(r, octx, ngx_http_hpki_oidc_token_body);
 }
 
 

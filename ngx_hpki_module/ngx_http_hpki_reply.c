@@ -177,6 +177,40 @@ ngx_http_hpki_fail(ngx_http_request_t *r, ngx_uint_t status,
 
 
 /*
+ * The start of a POST endpoint: its state (ready before the read, whose
+ * handler may run at once) in ctx->data, then the body, read into
+ * "handler".  What a content handler returns.
+ */
+
+ngx_int_t
+ngx_http_hpki_read_body(ngx_http_request_t *r, void *data,
+    ngx_http_client_body_handler_pt handler)
+{
+    ngx_int_t             rc;
+    ngx_http_hpki_ctx_t  *ctx;
+
+    if (r->method != NGX_HTTP_POST) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    ctx = ngx_http_hpki_get_ctx(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->data = data;
+
+    rc = ngx_http_read_client_request_body(r, handler);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    return NGX_DONE;
+}
+
+
+/*
  * The request body as one buffer.  A body that nginx spilled to a temporary
  * file is refused rather than read back: no file reads on the request path.
  */

@@ -26,6 +26,8 @@ ngx_int_t ngx_http_hpki_fail(ngx_http_request_t *r, ngx_uint_t status,
     const char *error, const char *description);
 ngx_int_t ngx_http_hpki_json_buf(ngx_http_request_t *r, json_t *body,
     ngx_buf_t **bp);
+ngx_int_t ngx_http_hpki_read_body(ngx_http_request_t *r, void *data,
+    ngx_http_client_body_handler_pt handler);
 ngx_int_t ngx_http_hpki_request_body(ngx_http_request_t *r,
     ngx_str_t *text);
 ngx_int_t ngx_http_hpki_reply_init(ngx_conf_t *cf);

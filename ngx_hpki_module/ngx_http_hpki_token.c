@@ -231,9 +231,8 @@ ngx_http_hpki_auth_state(ngx_http_request_t *r, void *data,
                       "hpki: \"%V\" is locked out", &ctx->id.subject);
 
         ctx->auth_status = ngx_http_hpki_error(r, NGX_HTTP_FORBIDDEN,
-                                "access_denied",
-                                "the account is locked after repeated token "
-                                "misuse; ask the operator");
+                                               "access_denied",
+                                               NGX_HTTP_HPKI_LOCKED);
 
     } else if (rc == NGX_ERROR) {
         /* fail closed */
