@@ -42,6 +42,7 @@ ngx_http_hpki_oauth_init(ngx_conf_t *cf, ngx_http_hpki_main_conf_t *hmcf)
 {
     char        *text;
     json_t      *doc, *algs;
+    ngx_int_t    rc;
     ngx_str_t   *iss;
     ngx_uint_t   i;
 
@@ -96,23 +97,11 @@ ngx_http_hpki_oauth_init(ngx_conf_t *cf, ngx_http_hpki_main_conf_t *hmcf)
         return NGX_ERROR;
     }
 
-    text = json_dumps(doc, JSON_COMPACT);
+    rc = ngx_http_hpki_json_text(cf->pool, doc, &hmcf->discovery);
+
     json_decref(doc);
 
-    if (text == NULL) {
-        return NGX_ERROR;
-    }
-
-    hmcf->discovery.len = ngx_strlen(text);
-    hmcf->discovery.data = ngx_pnalloc(cf->pool, hmcf->discovery.len);
-
-    if (hmcf->discovery.data) {
-        ngx_memcpy(hmcf->discovery.data, text, hmcf->discovery.len);
-    }
-
-    free(text);
-
-    return hmcf->discovery.data ? NGX_OK : NGX_ERROR;
+    return rc;
 }
 
 

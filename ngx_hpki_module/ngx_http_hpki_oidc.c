@@ -1519,7 +1519,6 @@ ngx_http_hpki_oidc_authenticated(ngx_http_request_t *r,
     ngx_http_hpki_ctx_t *ctx, ngx_int_t rc, const char *error,
     const char *desc)
 {
-    char                       *text;
     json_t                     *rec;
     ngx_str_t                   record;
     ngx_http_hpki_oidc_ctx_t   *octx;
@@ -1580,16 +1579,9 @@ ngx_http_hpki_oidc_authenticated(ngx_http_request_t *r,
         return;
     }
 
-    text = json_dumps(rec, JSON_COMPACT);
+    rc = ngx_http_hpki_json_text(r->pool, rec, &record);
+
     json_decref(rec);
-
-    if (text == NULL) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-
-    rc = ngx_http_hpki_pstrdup(r, &record, text, ngx_strlen(text));
-    free(text);
 
     if (rc != NGX_OK) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
@@ -2463,7 +2455,6 @@ ngx_http_hpki_oidc_rotated(ngx_http_request_t *r, void *data,
 static void
 ngx_http_hpki_oidc_issue(ngx_http_request_t *r, ngx_http_hpki_ctx_t *ctx)
 {
-    char                       *text;
     json_t                     *rec;
     time_t                      rt_ttl;
     ngx_int_t                   rc;
@@ -2509,16 +2500,9 @@ ngx_http_hpki_oidc_issue(ngx_http_request_t *r, ngx_http_hpki_ctx_t *ctx)
             return;
         }
 
-        text = json_dumps(rec, JSON_COMPACT);
+        rc = ngx_http_hpki_json_text(r->pool, rec, &record);
+
         json_decref(rec);
-
-        if (text == NULL) {
-            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-            return;
-        }
-
-        rc = ngx_http_hpki_pstrdup(r, &record, text, ngx_strlen(text));
-        free(text);
 
         if (rc != NGX_OK) {
             ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);

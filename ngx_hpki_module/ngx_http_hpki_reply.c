@@ -48,6 +48,29 @@ static ngx_http_hpki_error_map_t  ngx_http_hpki_errors[] = {
 };
 
 
+/* compact JSON text, in the pool */
+
+ngx_int_t
+ngx_http_hpki_json_text(ngx_pool_t *pool, json_t *json, ngx_str_t *text)
+{
+    size_t  len;
+
+    len = json_dumpb(json, NULL, 0, JSON_COMPACT);
+    if (len == 0) {
+        return NGX_ERROR;
+    }
+
+    text->data = ngx_pnalloc(pool, len);
+    if (text->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    text->len = json_dumpb(json, (char *) text->data, len, JSON_COMPACT);
+
+    return NGX_OK;
+}
+
+
 ngx_int_t
 ngx_http_hpki_json_buf(ngx_http_request_t *r, json_t *body, ngx_buf_t **bp)
 {
