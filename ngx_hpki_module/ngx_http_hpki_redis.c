@@ -5,6 +5,13 @@
  * timer; a command that times out resets the connection (replies are FIFO,
  * so nothing behind it can arrive either), every other pending command then
  * fails at once, and the connection comes back with backoff.
+ *
+ * One command is in flight per connection; the others wait their turn (on
+ * their timers).  RESP replies carry no request id, so with several in
+ * flight a reply injected into the stream would shift every later reply
+ * onto the wrong request.  With one, and the next sent only after the
+ * current read is processed, an injected reply has no command to land on:
+ * the reader refuses it and the connection is dropped.
  */
 
 
@@ -24,6 +31,10 @@ typedef struct {
     void                            *data;
     ngx_event_t                      timer;
     ngx_pool_cleanup_t              *cleanup;
+    ngx_queue_t                      queue;     /* while waiting */
+    char                            *packed;    /* RESP, until sent */
+    int                              packed_len;
+    unsigned                         waiting:1;
 } ngx_http_hpki_redis_cmd_t;
 
 
@@ -32,6 +43,9 @@ typedef struct {
     ngx_uint_t                       sent;       /* commands on this ac */
     ngx_uint_t                       replies;    /* top-level replies read */
     ngx_uint_t                       unsolicited;  /* unsigned:1 */
+    ngx_uint_t                       inflight;   /* unsigned:1 */
+    ngx_queue_t                      waiting;
+    ngx_event_t                      send;       /* posted: the next one */
     ngx_uint_t                       connected;  /* unsigned:1 */
     ngx_uint_t                       exiting;    /* unsigned:1 */
     ngx_msec_t                       backoff;
@@ -56,6 +70,9 @@ static void ngx_http_hpki_redis_disconnected(const redisAsyncContext *ac,
 static void ngx_http_hpki_redis_reset(ngx_http_hpki_redis_t *rd);
 static void ngx_http_hpki_redis_reply(redisAsyncContext *ac, void *reply,
     void *privdata);
+static void ngx_http_hpki_redis_send(ngx_event_t *ev);
+static void ngx_http_hpki_redis_fail(ngx_http_hpki_redis_cmd_t *cmd);
+static void ngx_http_hpki_redis_free_cmd(ngx_http_hpki_redis_cmd_t *cmd);
 static void ngx_http_hpki_redis_timeout(ngx_event_t *ev);
 static void ngx_http_hpki_redis_detach(void *data);
 static void ngx_http_hpki_redis_read_handler(ngx_event_t *ev);
@@ -143,6 +160,12 @@ ngx_http_hpki_redis_init_process(ngx_cycle_t *cycle)
     rd->addr = hmcf->redis;
     rd->backoff = NGX_HTTP_HPKI_REDIS_BACKOFF_MIN;
 
+    ngx_queue_init(&rd->waiting);
+
+    rd->send.handler = ngx_http_hpki_redis_send;
+    rd->send.data = rd;
+    rd->send.log = cycle->log;
+
     rd->reconnect.handler = ngx_http_hpki_redis_reconnect_handler;
     rd->reconnect.data = rd;
     rd->reconnect.log = cycle->log;
@@ -170,6 +193,10 @@ ngx_http_hpki_redis_exit_process(ngx_cycle_t *cycle)
 
     if (rd->reconnect.timer_set) {
         ngx_del_timer(&rd->reconnect);
+    }
+
+    if (rd->send.posted) {
+        ngx_delete_posted_event(&rd->send);
     }
 
     ngx_http_hpki_redis_reset(rd);
@@ -333,6 +360,12 @@ ngx_http_hpki_redis_connected(const redisAsyncContext *ac, int status)
         /* hiredis frees the context after this callback */
         rd->ac = NULL;
         rd->connected = 0;
+        rd->inflight = 0;
+
+        if (!ngx_queue_empty(&rd->waiting)) {
+            ngx_post_event(&rd->send, &ngx_posted_events);
+        }
+
         ngx_http_hpki_redis_schedule(rd);
         return;
     }
@@ -366,6 +399,12 @@ ngx_http_hpki_redis_disconnected(const redisAsyncContext *ac, int status)
     }
 
     rd->connected = 0;
+    rd->inflight = 0;
+
+    if (!ngx_queue_empty(&rd->waiting)) {
+        ngx_post_event(&rd->send, &ngx_posted_events);
+    }
+
     ngx_http_hpki_redis_schedule(rd);
 }
 
@@ -375,22 +414,28 @@ ngx_http_hpki_redis_disconnected(const redisAsyncContext *ac, int status)
 static void
 ngx_http_hpki_redis_reset(ngx_http_hpki_redis_t *rd)
 {
-    redisAsyncContext  *ac;
+    ngx_queue_t                *q;
+    redisAsyncContext          *ac;
+    ngx_http_hpki_redis_cmd_t  *cmd;
 
     ac = rd->ac;
-
-    if (ac == NULL) {
-        return;
-    }
 
     /* commands issued by the failing requests must not reach this ac */
 
     rd->ac = NULL;
     rd->connected = 0;
+    rd->inflight = 0;
 
-    redisAsyncFree(ac);
+    if (ac) {
+        redisAsyncFree(ac);
+        ngx_http_hpki_redis_schedule(rd);
+    }
 
-    ngx_http_hpki_redis_schedule(rd);
+    while (!ngx_queue_empty(&rd->waiting)) {
+        q = ngx_queue_head(&rd->waiting);
+        cmd = ngx_queue_data(q, ngx_http_hpki_redis_cmd_t, queue);
+        ngx_http_hpki_redis_fail(cmd);
+    }
 }
 
 
@@ -433,16 +478,21 @@ ngx_http_hpki_redis_command(ngx_http_request_t *r,
     cmd->timer.log = r->connection->log;
 
     va_start(args, format);
-    rc = redisvAsyncCommand(rd->ac, ngx_http_hpki_redis_reply, cmd, format,
-                            args);
+    rc = redisvFormatCommand(&cmd->packed, format, args);
     va_end(args);
 
-    if (rc != REDIS_OK) {
+    if (rc < 0) {
         ngx_free(cmd);
-        return NGX_DECLINED;
+        return NGX_ERROR;
     }
 
-    rd->sent++;
+    cmd->packed_len = rc;
+    cmd->waiting = 1;
+    ngx_queue_insert_tail(&rd->waiting, &cmd->queue);
+
+    /* sent from a posted event: never from within this call */
+
+    ngx_post_event(&rd->send, &ngx_posted_events);
 
     cln->handler = ngx_http_hpki_redis_detach;
     cln->data = cmd;
@@ -487,6 +537,92 @@ ngx_http_hpki_redis_string(ngx_http_request_t *r, redisReply *reply,
 
 
 static void
+ngx_http_hpki_redis_send(ngx_event_t *ev)
+{
+    ngx_http_hpki_redis_t  *rd = ev->data;
+
+    int                         rc;
+    ngx_queue_t                *q;
+    ngx_http_hpki_redis_cmd_t  *cmd;
+
+    while (!rd->inflight && !ngx_queue_empty(&rd->waiting)) {
+
+        q = ngx_queue_head(&rd->waiting);
+        cmd = ngx_queue_data(q, ngx_http_hpki_redis_cmd_t, queue);
+
+        if (rd->ac == NULL) {
+            ngx_http_hpki_redis_fail(cmd);
+            continue;
+        }
+
+        ngx_queue_remove(&cmd->queue);
+        cmd->waiting = 0;
+
+        rc = redisAsyncFormattedCommand(rd->ac, ngx_http_hpki_redis_reply,
+                                        cmd, cmd->packed, cmd->packed_len);
+
+        redisFreeCommand(cmd->packed);
+        cmd->packed = NULL;
+
+        if (rc != REDIS_OK) {
+            ngx_http_hpki_redis_fail(cmd);
+            continue;
+        }
+
+        rd->sent++;
+        rd->inflight = 1;
+    }
+}
+
+
+/* a command that was never sent: its handler gets no reply */
+
+static void
+ngx_http_hpki_redis_fail(ngx_http_hpki_redis_cmd_t *cmd)
+{
+    void                            *data;
+    ngx_connection_t                *c;
+    ngx_http_request_t              *r;
+    ngx_http_hpki_redis_handler_pt   handler;
+
+    r = cmd->request;
+    handler = cmd->handler;
+    data = cmd->data;
+
+    if (r) {
+        cmd->cleanup->handler = NULL;
+    }
+
+    ngx_http_hpki_redis_free_cmd(cmd);
+
+    if (r) {
+        c = r->connection;
+        handler(r, data, NULL);
+        ngx_http_run_posted_requests(c);
+    }
+}
+
+
+static void
+ngx_http_hpki_redis_free_cmd(ngx_http_hpki_redis_cmd_t *cmd)
+{
+    if (cmd->timer.timer_set) {
+        ngx_del_timer(&cmd->timer);
+    }
+
+    if (cmd->waiting) {
+        ngx_queue_remove(&cmd->queue);
+    }
+
+    if (cmd->packed) {
+        redisFreeCommand(cmd->packed);
+    }
+
+    ngx_free(cmd);
+}
+
+
+static void
 ngx_http_hpki_redis_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
     ngx_http_hpki_redis_cmd_t  *cmd = privdata;
@@ -504,6 +640,14 @@ ngx_http_hpki_redis_reply(redisAsyncContext *ac, void *reply, void *privdata)
 
     if (r) {
         cmd->cleanup->handler = NULL;
+    }
+
+    /* the next one goes after this read is done: see the top */
+
+    rd->inflight = 0;
+
+    if (!ngx_queue_empty(&rd->waiting)) {
+        ngx_post_event(&rd->send, &ngx_posted_events);
     }
 
     if (r && reply == NULL) {
@@ -535,6 +679,17 @@ ngx_http_hpki_redis_timeout(ngx_event_t *ev)
 
     rd = &ngx_http_hpki_redis;
 
+    if (cmd->waiting) {
+        /* never sent: the command in flight is slow, its timer resets */
+
+        ngx_log_error(NGX_LOG_ERR, ev->log, 0,
+                      "hpki: redis %V timed out waiting its turn",
+                      &rd->addr);
+
+        ngx_http_hpki_redis_fail(cmd);
+        return;
+    }
+
     r = cmd->request;
     handler = cmd->handler;
     data = cmd->data;
@@ -560,7 +715,10 @@ ngx_http_hpki_redis_detach(void *data)
 {
     ngx_http_hpki_redis_cmd_t  *cmd = data;
 
-    /* the request is gone; the reply, when it comes, is dropped */
+    /*
+     * The request is gone; the command is still sent (a write such as the
+     * misuse counter must reach Redis), its reply is dropped.
+     */
 
     cmd->request = NULL;
 
