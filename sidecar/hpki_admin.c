@@ -257,6 +257,31 @@ hpki_admin_check_user(const char *id)
 }
 
 
+/* 0 if hpki:user:<id> exists; otherwise says so, -1 */
+
+static int
+hpki_admin_user_exists(hpki_admin_t *a)
+{
+    int          ok;
+    redisReply  *r;
+
+    r = redisCommand(a->pub, "EXISTS hpki:user:%s", a->id);
+
+    ok = r != NULL && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+
+    if (r) {
+        freeReplyObject(r);
+    }
+
+    if (!ok) {
+        hpki_log(HPKI_LOG_ERROR, "no user \"%s\"", a->id);
+        return -1;
+    }
+
+    return 0;
+}
+
+
 /* user add / user link-cert */
 
 static int
@@ -301,15 +326,9 @@ hpki_admin_user(hpki_admin_t *a, int add)
         }
 
     } else {
-        r = redisCommand(a->pub, "EXISTS hpki:user:%s", a->id);
-        if (r == NULL || r->type != REDIS_REPLY_INTEGER || r->integer != 1) {
-            hpki_log(HPKI_LOG_ERROR, "no user \"%s\"", a->id);
-            if (r) {
-                freeReplyObject(r);
-            }
+        if (hpki_admin_user_exists(a) != 0) {
             goto done;
         }
-        freeReplyObject(r);
     }
 
     r = redisCommand(a->pub, "SET hpki:cert:%s %s", x5t, a->id);
@@ -374,12 +393,19 @@ hpki_admin_link_jpki(hpki_admin_t *a)
         goto done;
     }
 
+    if (hpki_admin_user_exists(a) != 0) {
+        goto done;
+    }
+
+    /* a renewed card: the previous certificate's link goes */
+
     r = redisCommand(a->pub, "HGET hpki:user:%s jpki", a->id);
 
     if (r == NULL || (r->type != REDIS_REPLY_STRING
                       && r->type != REDIS_REPLY_NIL))
     {
-        hpki_log(HPKI_LOG_ERROR, "no user \"%s\"", a->id);
+        hpki_log(HPKI_LOG_ERROR, "cannot read the user record of \"%s\"",
+                 a->id);
         if (r) {
             freeReplyObject(r);
         }
@@ -395,16 +421,6 @@ hpki_admin_link_jpki(hpki_admin_t *a)
         }
     }
 
-    freeReplyObject(r);
-
-    r = redisCommand(a->pub, "EXISTS hpki:user:%s", a->id);
-    if (r == NULL || r->type != REDIS_REPLY_INTEGER || r->integer != 1) {
-        hpki_log(HPKI_LOG_ERROR, "no user \"%s\"", a->id);
-        if (r) {
-            freeReplyObject(r);
-        }
-        goto done;
-    }
     freeReplyObject(r);
 
     r = redisCommand(a->pub, "SET hpki:jpki:%s %s", x5t, a->id);

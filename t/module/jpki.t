@@ -53,7 +53,7 @@ CONF
 
 $t->write_nginx_conf($conf)->start_nginx;
 
-plan tests => 17;
+plan tests => 19;
 
 my $jpki_port = $t->port('http');
 
@@ -73,6 +73,11 @@ my $out = $t->admin('user', 'link-jpki', '--id', 'demo-doctor', '--cert',
     $t->pki('jpki_sign_cert'));
 isnt $out->{rc}, 0, 'hpki-admin refuses to link a JPKI signing certificate';
 like $out->{err}, qr/home address/, '... and says why';
+
+$out = $t->admin('user', 'link-jpki', '--id', 'nobody', '--cert',
+    $t->pki('jpki_auth_cert'));
+isnt $out->{rc}, 0, 'hpki-admin refuses to link to a user that does not exist';
+like $out->{err}, qr/no user "nobody"/, '... and says so';
 
 # ... but the user-authentication one is
 $out = $t->admin('user', 'link-jpki', '--id', 'demo-doctor', '--cert',
