@@ -54,8 +54,6 @@ static void ngx_http_hpki_login_user(ngx_http_request_t *r, void *data,
     redisReply *reply);
 static void ngx_http_hpki_login_role(ngx_http_request_t *r, void *data,
     redisReply *reply);
-static void ngx_http_hpki_login_issue(ngx_http_request_t *r,
-    ngx_http_hpki_ctx_t *ctx);
 static void ngx_http_hpki_login_stored(ngx_http_request_t *r, void *data,
     redisReply *reply);
 static ngx_int_t ngx_http_hpki_login_reply(ngx_http_request_t *r,
@@ -453,9 +451,12 @@ ngx_http_hpki_login_role(ngx_http_request_t *r, void *data,
 }
 
 
-/* the token, and its state stored unless the subject is locked out */
+/*
+ * The token, and its state stored unless the subject is locked out; then
+ * the answer.  ctx->id is the authenticated person.
+ */
 
-static void
+void
 ngx_http_hpki_login_issue(ngx_http_request_t *r, ngx_http_hpki_ctx_t *ctx)
 {
     ngx_int_t                   rc;
@@ -579,6 +580,23 @@ ngx_http_hpki_login_reply(ngx_http_request_t *r, ngx_http_hpki_ctx_t *ctx)
                      "expires_in", (json_int_t) hmcf->token_ttl,
                      "scope", ctx->id.scope.data, ctx->id.scope.len);
     if (body == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* FIDO: who logged in, for the page (a card shows it on its face) */
+
+    if (ctx->id.name.len
+        && json_object_set_new(body, "user",
+                               json_pack("{s:s%, s:s%, s:s%}",
+                                         "id", ctx->id.subject.data,
+                                         ctx->id.subject.len,
+                                         "name", ctx->id.name.data,
+                                         ctx->id.name.len,
+                                         "role", ctx->id.role.data,
+                                         ctx->id.role.len))
+           != 0)
+    {
+        json_decref(body);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 

@@ -45,6 +45,14 @@ static ngx_int_t ngx_http_hpki_init_process(ngx_cycle_t *cycle);
 static void ngx_http_hpki_exit_process(ngx_cycle_t *cycle);
 
 
+static ngx_conf_enum_t  ngx_http_hpki_auth_values[] = {
+    { ngx_string("off"), NGX_HTTP_HPKI_AUTH_OFF },
+    { ngx_string("on"), NGX_HTTP_HPKI_AUTH_ON },
+    { ngx_string("optional"), NGX_HTTP_HPKI_AUTH_OPTIONAL },
+    { ngx_null_string, 0 }
+};
+
+
 static ngx_command_t  ngx_http_hpki_commands[] = {
 
     { ngx_string("hpki_redis"),
@@ -111,11 +119,11 @@ static ngx_command_t  ngx_http_hpki_commands[] = {
       NULL },
 
     { ngx_string("hpki_auth"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
-      ngx_conf_set_flag_slot,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_hpki_loc_conf_t, auth),
-      NULL },
+      &ngx_http_hpki_auth_values },
 
     { ngx_string("hpki_auth_login_url"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -297,6 +305,55 @@ static ngx_command_t  ngx_http_hpki_commands[] = {
       ngx_conf_set_num_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_hpki_loc_conf_t, max_hashes),
+      NULL },
+
+    { ngx_string("hpki_fido"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_hpki_fido,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("hpki_fido_rp_id"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_hpki_loc_conf_t, fido.rp_id),
+      NULL },
+
+    { ngx_string("hpki_fido_rp_name"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_hpki_loc_conf_t, fido.rp_name),
+      NULL },
+
+    { ngx_string("hpki_fido_origin"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_conf_set_str_array_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_hpki_loc_conf_t, fido.origins),
+      NULL },
+
+    { ngx_string("hpki_fido_user_verification"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_hpki_loc_conf_t, fido.uv),
+      &ngx_http_hpki_fido_uv_values },
+
+    { ngx_string("hpki_fido_attestation"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_hpki_loc_conf_t, fido.attestation),
+      &ngx_http_hpki_fido_attestation_values },
+
+    { ngx_string("hpki_fido_challenge_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_hpki_loc_conf_t, fido.challenge_ttl),
       NULL },
 
       ngx_null_command
@@ -551,7 +608,7 @@ ngx_http_hpki_create_loc_conf(ngx_conf_t *cf)
      *     conf->upstream.temp_path = NULL;
      */
 
-    conf->auth = NGX_CONF_UNSET;
+    conf->auth = NGX_CONF_UNSET_UINT;
     conf->roles = NGX_CONF_UNSET_PTR;
     conf->login_url = NGX_CONF_UNSET_PTR;
     conf->login_card = NGX_CONF_UNSET;
@@ -560,6 +617,7 @@ ngx_http_hpki_create_loc_conf(ngx_conf_t *cf)
     conf->sad_lifetime = NGX_CONF_UNSET;
 
     ngx_http_hpki_verify_create_conf(&conf->verify);
+    ngx_http_hpki_fido_create_conf(&conf->fido);
 
     conf->upstream.local = NGX_CONF_UNSET_PTR;
     conf->upstream.socket_keepalive = NGX_CONF_UNSET;
@@ -598,22 +656,39 @@ ngx_http_hpki_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     ngx_http_hpki_main_conf_t  *hmcf;
 
-    ngx_conf_merge_value(conf->auth, prev->auth, 0);
+    /* registering a device: a card-login token may stand in for a code */
+
+    if (conf->auth == NGX_CONF_UNSET_UINT
+        && (conf->fido.op == NGX_HTTP_HPKI_FIDO_REGISTER_OPTIONS
+            || conf->fido.op == NGX_HTTP_HPKI_FIDO_REGISTER))
+    {
+        conf->auth = NGX_HTTP_HPKI_AUTH_OPTIONAL;
+    }
+
+    ngx_conf_merge_uint_value(conf->auth, prev->auth,
+                              NGX_HTTP_HPKI_AUTH_OFF);
     ngx_conf_merge_ptr_value(conf->roles, prev->roles, NULL);
     ngx_conf_merge_ptr_value(conf->login_url, prev->login_url, NULL);
     ngx_conf_merge_value(conf->login_card, prev->login_card, 0);
 
-    if (conf->auth || conf->login_card) {
+    if (conf->auth || conf->login_card || conf->fido.op) {
         hmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_hpki_module);
         hmcf->tokens_used = 1;
     }
 
-    if (conf->upstream.upstream && !conf->auth) {
+    if (conf->upstream.upstream && conf->auth != NGX_HTTP_HPKI_AUTH_ON) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "hpki_sign_pass and hpki_csc_pass need "
                            "\"hpki_auth on\"");
         return NGX_CONF_ERROR;
     }
+
+    if (ngx_http_hpki_fido_merge_conf(cf, &prev->fido, &conf->fido)
+        != NGX_CONF_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
     ngx_conf_merge_uint_value(conf->max_hashes, prev->max_hashes, 32);
     ngx_conf_merge_value(conf->sad_lifetime, prev->sad_lifetime, 300);
 

@@ -12,6 +12,7 @@
 
 #include "ngx_http_hpki_jws.h"
 #include "ngx_http_hpki_verify.h"
+#include "ngx_http_hpki_fido.h"
 
 
 #define NGX_HTTP_HPKI_TOKEN_MAX      8192
@@ -42,8 +43,13 @@ typedef struct {
 } ngx_http_hpki_main_conf_t;
 
 
+#define NGX_HTTP_HPKI_AUTH_OFF       0
+#define NGX_HTTP_HPKI_AUTH_ON        1
+#define NGX_HTTP_HPKI_AUTH_OPTIONAL  2   /* checked only if presented */
+
+
 typedef struct {
-    ngx_flag_t                   auth;
+    ngx_uint_t                   auth;
     ngx_array_t                 *roles;          /* of ngx_str_t */
     ngx_http_complex_value_t    *login_url;      /* browsers: 302 not 401 */
     ngx_flag_t                   login_card;
@@ -54,6 +60,7 @@ typedef struct {
     time_t                       rate_window;
     ngx_http_upstream_conf_t     upstream;
     ngx_http_hpki_verify_conf_t  verify;         /* hpki_verify* */
+    ngx_http_hpki_fido_conf_t    fido;           /* hpki_fido* */
 } ngx_http_hpki_loc_conf_t;
 
 
@@ -61,6 +68,7 @@ typedef struct {
 
 typedef struct {
     ngx_str_t                    subject;
+    ngx_str_t                    name;           /* FIDO login's answer */
     ngx_str_t                    role;
     ngx_str_t                    auth_method;
     ngx_str_t                    token_id;

@@ -114,11 +114,20 @@ ngx_http_hpki_whoami_handler(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_hpki_auth_start(ngx_http_request_t *r, ngx_http_hpki_ctx_t *ctx)
 {
-    ngx_int_t    rc;
-    ngx_str_t    token;
-    const char  *err;
+    ngx_int_t                  rc;
+    ngx_str_t                  token;
+    const char                *err;
+    ngx_http_hpki_loc_conf_t  *hlcf;
+
+    hlcf = ngx_http_get_module_loc_conf(r, ngx_http_hpki_module);
 
     rc = ngx_http_hpki_bearer(r, &token);
+
+    if (rc == NGX_DECLINED && hlcf->auth == NGX_HTTP_HPKI_AUTH_OPTIONAL) {
+        ctx->auth_done = 1;
+        ctx->auth_status = NGX_DECLINED;
+        return NGX_DECLINED;
+    }
 
     if (rc == NGX_DECLINED) {
         /* no credentials at all: a bare challenge (RFC 6750, 3.1) */
