@@ -21,6 +21,7 @@ include sidecar/sidecar.mk
 include t/unit/unit.mk
 -include mk/check.mk
 -include stress/stress.mk
+-include t/browser/browser.mk
 
 module: $(MODULE)
 
