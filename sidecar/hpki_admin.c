@@ -1,5 +1,6 @@
 /*
- * hpki-admin: users, split keys, certificates and the audit log.
+ * hpki-admin: users, split keys, certificates, phone enrolment codes,
+ * FIDO credentials and the audit log.
  *
  *   hpki-admin [-c FILE] COMMAND ...   (see hpki_admin_usage())
  *
@@ -12,6 +13,7 @@
  */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -22,6 +24,8 @@
 #include <sys/mman.h>
 
 #include <jansson.h>
+#include <png.h>
+#include <qrencode.h>
 #include <openssl/bio.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
@@ -43,6 +47,19 @@
 
 #define HPKI_ADMIN_MAX_CA    32
 #define HPKI_ADMIN_FILE_MAX  (1024 * 1024)
+
+#define HPKI_ADMIN_ENROLL_ALPHABET    "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+#define HPKI_ADMIN_ENROLL_ID_LEN      8
+#define HPKI_ADMIN_ENROLL_SECRET_LEN  12
+#define HPKI_ADMIN_ENROLL_CODE_LEN    (HPKI_ADMIN_ENROLL_ID_LEN + 1         \
+                                       + HPKI_ADMIN_ENROLL_SECRET_LEN)
+#define HPKI_ADMIN_ENROLL_TTL         900
+#define HPKI_ADMIN_ENROLL_TTL_MIN     60
+#define HPKI_ADMIN_ENROLL_TTL_MAX     86400
+#define HPKI_ADMIN_ENROLL_TRIES       8
+#define HPKI_ADMIN_ENROLL_URL_MAX     1024
+#define HPKI_ADMIN_QR_MARGIN          4       /* quiet zone, in modules */
+#define HPKI_ADMIN_PNG_SCALE          8       /* pixels a module */
 
 
 typedef struct {
@@ -69,6 +86,11 @@ typedef struct {
     size_t          nca;
     const char     *crl[HPKI_ADMIN_MAX_CA];      /* cert inspect --crl */
     size_t          ncrl;
+    const char     *ttl;                         /* enroll-code */
+    const char     *url;
+    const char     *png;
+    int             json;
+    const char     *credential;                  /* fido delete */
 } hpki_admin_t;
 
 
@@ -97,6 +119,9 @@ hpki_admin_usage(void)
 "  key delete --user ID\n"
 "  key refresh --user ID\n"
 "  audit verify [--file AUDIT_LOG]\n"
+"  enroll-code --user ID [--ttl SECONDS] [--url BASE] [--png FILE] [--json]\n"
+"  fido list --user ID [--json]\n"
+"  fido delete --user ID --credential H\n"
 "The configuration is -c FILE, $HPKI_SIGND_CONF or "
 "/etc/hpki/hpki-signd.conf.\n");
 }
@@ -260,12 +285,12 @@ hpki_admin_check_user(const char *id)
 /* 0 if hpki:user:<id> exists; otherwise says so, -1 */
 
 static int
-hpki_admin_user_exists(hpki_admin_t *a)
+hpki_admin_user_exists(hpki_admin_t *a, const char *id)
 {
     int          ok;
     redisReply  *r;
 
-    r = redisCommand(a->pub, "EXISTS hpki:user:%s", a->id);
+    r = redisCommand(a->pub, "EXISTS hpki:user:%s", id);
 
     ok = r != NULL && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
 
@@ -274,11 +299,41 @@ hpki_admin_user_exists(hpki_admin_t *a)
     }
 
     if (!ok) {
-        hpki_log(HPKI_LOG_ERROR, "no user \"%s\"", a->id);
+        hpki_log(HPKI_LOG_ERROR, "no user \"%s\"", id);
         return -1;
     }
 
     return 0;
+}
+
+
+/* 0 if the user exists and its status is "active"; otherwise says so, -1 */
+
+static int
+hpki_admin_user_active(hpki_admin_t *a, const char *id)
+{
+    int          ok;
+    redisReply  *r;
+
+    if (hpki_admin_user_exists(a, id) != 0) {
+        return -1;
+    }
+
+    r = redisCommand(a->pub, "HGET hpki:user:%s status", id);
+
+    ok = r != NULL && r->type == REDIS_REPLY_STRING
+         && strcmp(r->str, "active") == 0;
+
+    if (!ok) {
+        hpki_log(HPKI_LOG_ERROR, "user \"%s\" is not active (status %s)",
+                 id, r && r->type == REDIS_REPLY_STRING ? r->str : "unset");
+    }
+
+    if (r) {
+        freeReplyObject(r);
+    }
+
+    return ok ? 0 : -1;
 }
 
 
@@ -326,7 +381,7 @@ hpki_admin_user(hpki_admin_t *a, int add)
         }
 
     } else {
-        if (hpki_admin_user_exists(a) != 0) {
+        if (hpki_admin_user_exists(a, a->id) != 0) {
             goto done;
         }
     }
@@ -393,7 +448,7 @@ hpki_admin_link_jpki(hpki_admin_t *a)
         goto done;
     }
 
-    if (hpki_admin_user_exists(a) != 0) {
+    if (hpki_admin_user_exists(a, a->id) != 0) {
         goto done;
     }
 
@@ -1344,6 +1399,883 @@ done:
 }
 
 
+/*
+ * enroll-code: a one-time code for binding a phone (docs/fido.md).
+ * "ABCD2345-EFGH6789JKLM": an 8-character id, a dash, a 12-character
+ * secret.  Redis keeps only SHA-256 of the code, under hpki:enroll:<id>.
+ */
+
+static int
+hpki_admin_enroll_ttl(const char *s, long *ttl)
+{
+    char  *end;
+    long   v;
+
+    if (s == NULL) {
+        *ttl = HPKI_ADMIN_ENROLL_TTL;
+        return 0;
+    }
+
+    errno = 0;
+    v = strtol(s, &end, 10);
+
+    if (errno != 0 || *s == '\0' || *end != '\0'
+        || v < HPKI_ADMIN_ENROLL_TTL_MIN || v > HPKI_ADMIN_ENROLL_TTL_MAX)
+    {
+        fprintf(stderr, "hpki-admin: --ttl must be %d to %d seconds\n",
+                HPKI_ADMIN_ENROLL_TTL_MIN, HPKI_ADMIN_ENROLL_TTL_MAX);
+        return -1;
+    }
+
+    *ttl = v;
+    return 0;
+}
+
+
+/* the enrolment page: --url, else enroll_url, else $HPKI_FIDO_ENROLL_URL */
+
+static const char *
+hpki_admin_enroll_base(hpki_admin_t *a)
+{
+    size_t       len;
+    const char  *base, *from, *p;
+
+    if (a->url != NULL) {
+        base = a->url;
+        from = "--url";
+
+    } else if (a->cf.enroll_url != NULL) {
+        base = a->cf.enroll_url;
+        from = "enroll_url";
+
+    } else {
+        base = getenv("HPKI_FIDO_ENROLL_URL");
+        from = "HPKI_FIDO_ENROLL_URL";
+
+        if (base == NULL || base[0] == '\0') {
+            fprintf(stderr, "hpki-admin: no enrolment URL: give --url BASE, "
+                    "or set enroll_url in %s, or HPKI_FIDO_ENROLL_URL "
+                    "(e.g. https://gateway.example/hpki/fido/)\n",
+                    a->cf.file);
+            return NULL;
+        }
+    }
+
+    /* printed in JSON unescaped and put in the QR code: plain URL text */
+
+    len = strlen(base);
+
+    for (p = base; *p; p++) {
+        if (*p <= ' ' || *p >= 0x7f || *p == '#' || *p == '"'
+            || *p == '\\')
+        {
+            break;
+        }
+    }
+
+    if (*p != '\0' || len > HPKI_ADMIN_ENROLL_URL_MAX
+        || (strncmp(base, "https://", 8) != 0
+            && strncmp(base, "http://", 7) != 0)
+        || len == (size_t) (base[4] == 's' ? 8 : 7))
+    {
+        fprintf(stderr, "hpki-admin: %s: the enrolment URL must be an "
+                "http(s) URL of at most %d printable ASCII characters, "
+                "without spaces, quotes, backslashes or a fragment\n",
+                from, HPKI_ADMIN_ENROLL_URL_MAX);
+        return NULL;
+    }
+
+    return base;
+}
+
+
+/*
+ * 20 characters from RAND_bytes: byte & 31 picks one of the 32 evenly.
+ * HPKI_ADMIN_FAULT_ENROLL_ID (test hook) sets the id of the first try.
+ */
+
+static int
+hpki_admin_enroll_make(char *code, int first)
+{
+    size_t       i, j;
+    u_char       rnd[HPKI_ADMIN_ENROLL_ID_LEN + HPKI_ADMIN_ENROLL_SECRET_LEN];
+    const char  *fault;
+
+    static const char  alphabet[] = HPKI_ADMIN_ENROLL_ALPHABET;
+
+    if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+        hpki_admin_ssl_error("RAND_bytes");
+        return -1;
+    }
+
+    for (i = 0, j = 0; i < sizeof(rnd); i++) {
+        if (i == HPKI_ADMIN_ENROLL_ID_LEN) {
+            code[j++] = '-';
+        }
+        code[j++] = alphabet[rnd[i] & 31];
+    }
+
+    code[j] = '\0';
+    OPENSSL_cleanse(rnd, sizeof(rnd));
+
+    fault = getenv("HPKI_ADMIN_FAULT_ENROLL_ID");
+
+    if (first && fault != NULL
+        && strlen(fault) == HPKI_ADMIN_ENROLL_ID_LEN
+        && strspn(fault, alphabet) == HPKI_ADMIN_ENROLL_ID_LEN)
+    {
+        memcpy(code, fault, HPKI_ADMIN_ENROLL_ID_LEN);
+    }
+
+    return 0;
+}
+
+
+/*
+ * Stores hpki:enroll:<id> unless the id is taken: one script, so that a
+ * collision never overwrites another enrolment.  1 stored, 0 taken,
+ * -1 error.
+ */
+
+static const char  hpki_admin_enroll_lua[] =
+    "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end "
+    "redis.call('HSET', KEYS[1], 'user', ARGV[1], 'hash', ARGV[2], "
+    "'fails', '0', 'created', ARGV[3], 'expires', ARGV[4]) "
+    "redis.call('EXPIRE', KEYS[1], ARGV[5]) "
+    "return 1";
+
+
+static int
+hpki_admin_enroll_store(hpki_admin_t *a, const char *code, time_t created,
+    long ttl)
+{
+    long long    n;
+    char         hash[2 * SHA256_DIGEST_LENGTH + 1], cs[32], es[32], ts[32];
+    u_char       md[SHA256_DIGEST_LENGTH];
+    redisReply  *r;
+
+    SHA256((const u_char *) code, HPKI_ADMIN_ENROLL_CODE_LEN, md);
+    hpki_hex(hash, md, sizeof(md));
+
+    snprintf(cs, sizeof(cs), "%lld", (long long) created);
+    snprintf(es, sizeof(es), "%lld", (long long) created + ttl);
+    snprintf(ts, sizeof(ts), "%ld", ttl);
+
+    r = redisCommand(a->pub, "EVAL %s 1 hpki:enroll:%b %s %s %s %s %s",
+                     hpki_admin_enroll_lua, code,
+                     (size_t) HPKI_ADMIN_ENROLL_ID_LEN, a->user, hash, cs,
+                     es, ts);
+
+    OPENSSL_cleanse(md, sizeof(md));
+    OPENSSL_cleanse(hash, sizeof(hash));
+
+    n = (r != NULL && r->type == REDIS_REPLY_INTEGER) ? r->integer : -1;
+
+    if (hpki_admin_write(a, a->pub, r) != 0) {
+        return -1;
+    }
+
+    if (n != 0 && n != 1) {
+        hpki_log(HPKI_LOG_ERROR, "unexpected reply storing the enrolment");
+        return -1;
+    }
+
+    return (int) n;
+}
+
+
+static void
+hpki_admin_rfc3339(time_t t, char *buf, size_t size)
+{
+    struct tm  tm;
+
+    gmtime_r(&t, &tm);
+    strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+
+/* 1 if the module at (x, y) of the symbol with its quiet zone is dark */
+
+static int
+hpki_admin_qr_dark(const QRcode *qr, int x, int y)
+{
+    x -= HPKI_ADMIN_QR_MARGIN;
+    y -= HPKI_ADMIN_QR_MARGIN;
+
+    if (x < 0 || y < 0 || x >= qr->width || y >= qr->width) {
+        return 0;
+    }
+
+    return qr->data[y * qr->width + x] & 1;
+}
+
+
+/*
+ * The QR code as text: two modules a character cell, in UTF-8 half
+ * blocks.  Light modules are drawn and dark ones left blank, as on a dark
+ * terminal; on a terminal the colours are set too (white on black), so
+ * that it also scans on a light one.
+ */
+
+static void
+hpki_admin_qr_text(FILE *out, const QRcode *qr, int colour)
+{
+    int  x, y, size, top, bottom;
+
+    static const char  *cell[4] = {
+        " ",                /* both dark */
+        "\xe2\x96\x84",     /* U+2584 lower half block: lower light */
+        "\xe2\x96\x80",     /* U+2580 upper half block: upper light */
+        "\xe2\x96\x88"      /* U+2588 full block: both light */
+    };
+
+    size = qr->width + 2 * HPKI_ADMIN_QR_MARGIN;
+
+    for (y = 0; y < size; y += 2) {
+
+        if (colour) {
+            fputs("\033[40;97m", out);
+        }
+
+        for (x = 0; x < size; x++) {
+            top = !hpki_admin_qr_dark(qr, x, y);
+
+            /* an odd last row: the half below the symbol is blank */
+            bottom = y + 1 < size ? !hpki_admin_qr_dark(qr, x, y + 1) : 0;
+
+            fputs(cell[top << 1 | bottom], out);
+        }
+
+        if (colour) {
+            fputs("\033[0m", out);
+        }
+
+        fputc('\n', out);
+    }
+}
+
+
+static void
+hpki_admin_png_rows(png_structp png, const QRcode *qr, u_char *row)
+{
+    int  x, y, i, size;
+
+    size = qr->width + 2 * HPKI_ADMIN_QR_MARGIN;
+
+    for (y = 0; y < size; y++) {
+        for (x = 0; x < size; x++) {
+            memset(row + x * HPKI_ADMIN_PNG_SCALE,
+                   hpki_admin_qr_dark(qr, x, y) ? 0x00 : 0xff,
+                   HPKI_ADMIN_PNG_SCALE);
+        }
+
+        for (i = 0; i < HPKI_ADMIN_PNG_SCALE; i++) {
+            png_write_row(png, row);
+        }
+    }
+}
+
+
+/* 8-bit greyscale, HPKI_ADMIN_PNG_SCALE pixels a module */
+
+static int
+hpki_admin_png_write(FILE *f, const QRcode *qr)
+{
+    int          rc;
+    u_char      *row;
+    png_infop    info;
+    png_uint_32  px;
+    png_structp  png;
+
+    px = (png_uint_32) (qr->width + 2 * HPKI_ADMIN_QR_MARGIN)
+         * HPKI_ADMIN_PNG_SCALE;
+
+    row = malloc(px);
+    png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    info = png ? png_create_info_struct(png) : NULL;
+
+    if (row == NULL || info == NULL) {
+        png_destroy_write_struct(&png, &info);
+        free(row);
+        return -1;
+    }
+
+    rc = -1;
+
+    /* libpng's errors are printed on stderr and come back here */
+
+    if (setjmp(png_jmpbuf(png)) != 0) {
+        goto done;
+    }
+
+    png_init_io(png, f);
+    png_set_IHDR(png, info, px, px, 8, PNG_COLOR_TYPE_GRAY,
+                 PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
+                 PNG_FILTER_TYPE_DEFAULT);
+    png_write_info(png, info);
+    hpki_admin_png_rows(png, qr, row);
+    png_write_end(png, NULL);
+
+    rc = 0;
+
+done:
+
+    png_destroy_write_struct(&png, &info);
+    OPENSSL_cleanse(row, px);
+    free(row);
+    return rc;
+}
+
+
+/* FILE.tmp (mode 0600: it holds the code), then renamed to FILE */
+
+static int
+hpki_admin_png(const QRcode *qr, const char *file)
+{
+    int      fd, rc;
+    char    *tmp;
+    FILE    *f;
+    size_t   n;
+
+    n = strlen(file) + sizeof(".tmp");
+    tmp = malloc(n);
+    if (tmp == NULL) {
+        return -1;
+    }
+
+    snprintf(tmp, n, "%s.tmp", file);
+
+    rc = -1;
+
+    if (unlink(tmp) != 0 && errno != ENOENT) {
+        hpki_log(HPKI_LOG_ERROR, "%s: %s", tmp, strerror(errno));
+        goto done;
+    }
+
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+              0600);
+    if (fd == -1) {
+        hpki_log(HPKI_LOG_ERROR, "%s: %s", tmp, strerror(errno));
+        goto done;
+    }
+
+    f = fdopen(fd, "wb");
+    if (f == NULL) {
+        hpki_log(HPKI_LOG_ERROR, "%s: %s", tmp, strerror(errno));
+        close(fd);
+        unlink(tmp);
+        goto done;
+    }
+
+    rc = hpki_admin_png_write(f, qr);
+
+    if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
+        hpki_log(HPKI_LOG_ERROR, "%s: %s", tmp, strerror(errno));
+        rc = -1;
+    }
+
+    if (fclose(f) != 0) {
+        rc = -1;
+    }
+
+    if (rc == 0 && rename(tmp, file) != 0) {
+        hpki_log(HPKI_LOG_ERROR, "renaming %s to %s: %s", tmp, file,
+                 strerror(errno));
+        rc = -1;
+    }
+
+    if (rc != 0) {
+        unlink(tmp);
+    }
+
+done:
+
+    free(tmp);
+    return rc;
+}
+
+
+static int
+hpki_admin_enroll_code(hpki_admin_t *a)
+{
+    int          rc, stored, i;
+    long         ttl;
+    char         code[HPKI_ADMIN_ENROLL_CODE_LEN + 1], expires[32], *url;
+    size_t       n;
+    time_t       now;
+    QRcode      *qr;
+    redisReply  *r;
+    const char  *base;
+
+    if (hpki_admin_need(a->user, "--user") != 0
+        || hpki_admin_check_user(a->user) != 0
+        || hpki_admin_enroll_ttl(a->ttl, &ttl) != 0)
+    {
+        return -1;
+    }
+
+    base = hpki_admin_enroll_base(a);
+    if (base == NULL) {
+        return -1;
+    }
+
+    if (hpki_admin_connect_public(a) != 0
+        || hpki_admin_user_active(a, a->user) != 0)
+    {
+        return -1;
+    }
+
+    rc = -1;
+    url = NULL;
+    qr = NULL;
+    memset(code, 0, sizeof(code));
+
+    now = time(NULL);
+    stored = 0;
+
+    for (i = 0; i < HPKI_ADMIN_ENROLL_TRIES && stored == 0; i++) {
+        if (hpki_admin_enroll_make(code, i == 0) != 0) {
+            goto done;
+        }
+
+        stored = hpki_admin_enroll_store(a, code, now, ttl);
+        if (stored < 0) {
+            goto done;
+        }
+    }
+
+    if (stored != 1) {
+        hpki_log(HPKI_LOG_ERROR, "no free enrolment id after %d tries", i);
+        goto done;
+    }
+
+    /* from here on, a failure deletes the record: nobody saw the code */
+
+    n = strlen(base) + sizeof("#code=") + HPKI_ADMIN_ENROLL_CODE_LEN;
+    url = malloc(n);
+    if (url == NULL) {
+        goto drop;
+    }
+
+    snprintf(url, n, "%s#code=%s", base, code);
+
+    qr = QRcode_encodeString(url, 0, QR_ECLEVEL_M, QR_MODE_8, 1);
+    if (qr == NULL) {
+        hpki_log(HPKI_LOG_ERROR, "cannot make the QR code: %s",
+                 strerror(errno));
+        goto drop;
+    }
+
+    if (a->png != NULL && hpki_admin_png(qr, a->png) != 0) {
+        goto drop;
+    }
+
+    hpki_admin_rfc3339(now + ttl, expires, sizeof(expires));
+
+    if (a->json) {
+        /* code: the alphabet; url: checked to need no escaping */
+        printf("{\"code\":\"%s\",\"url\":\"%s\",\"expires_at\":\"%s\"}\n",
+               code, url, expires);
+
+    } else {
+        printf("user     %s\n"
+               "code     %s\n"
+               "url      %s\n"
+               "expires  %s (in %ld s; one use)\n\n",
+               a->user, code, url, expires, ttl);
+        hpki_admin_qr_text(stdout, qr, isatty(STDOUT_FILENO));
+    }
+
+    if (fflush(stdout) != 0) {
+        hpki_log(HPKI_LOG_ERROR, "writing the code: %s", strerror(errno));
+        if (a->png != NULL) {
+            unlink(a->png);
+        }
+        goto drop;
+    }
+
+    if (a->png != NULL) {
+        fprintf(stderr, "hpki-admin: QR code written to %s (mode 0600: it "
+                "holds the code)\n", a->png);
+    }
+
+    rc = 0;
+    goto done;
+
+drop:
+
+    r = redisCommand(a->pub, "DEL hpki:enroll:%b", code,
+                     (size_t) HPKI_ADMIN_ENROLL_ID_LEN);
+    if (r != NULL) {
+        freeReplyObject(r);
+    }
+
+done:
+
+    OPENSSL_cleanse(code, sizeof(code));
+
+    if (url != NULL) {
+        OPENSSL_cleanse(url, n);
+        free(url);
+    }
+
+    if (qr != NULL) {
+        OPENSSL_cleanse(qr->data, (size_t) qr->width * qr->width);
+        QRcode_free(qr);
+    }
+
+    return rc;
+}
+
+
+/*
+ * fido list / fido delete: a holder's phones, hpki:fidouser:<user> (a set
+ * of <h>) and hpki:fido:<h> (docs/fido.md), for an operator handling a
+ * lost phone.
+ */
+
+/* <h>: base64url SHA-256 of the credential id, 43 characters */
+
+static int
+hpki_admin_fido_handle_valid(const char *h)
+{
+    size_t  i;
+
+    for (i = 0; h[i]; i++) {
+        if (!((h[i] >= 'a' && h[i] <= 'z') || (h[i] >= 'A' && h[i] <= 'Z')
+              || (h[i] >= '0' && h[i] <= '9') || h[i] == '-' || h[i] == '_'))
+        {
+            break;
+        }
+    }
+
+    if (h[i] != '\0' || i != 43) {
+        fprintf(stderr, "hpki-admin: --credential takes a credential as "
+                "\"fido list\" shows it (43 base64url characters)\n");
+        return 0;
+    }
+
+    return 1;
+}
+
+
+/* unix seconds as RFC 3339; unset or "0": null; anything else as it is */
+
+static json_t *
+hpki_admin_fido_time(const char *v)
+{
+    char  buf[32];
+
+    if (v == NULL || v[0] == '\0' || strcmp(v, "0") == 0) {
+        return json_null();
+    }
+
+    if (strspn(v, "0123456789") == strlen(v) && strlen(v) < 16) {
+        hpki_admin_rfc3339((time_t) strtoll(v, NULL, 10), buf, sizeof(buf));
+        return json_string(buf);
+    }
+
+    return json_string(v);
+}
+
+
+static json_t *
+hpki_admin_fido_number(const char *v)
+{
+    char       *end;
+    long long   n;
+
+    if (v == NULL || v[0] == '\0') {
+        return json_null();
+    }
+
+    errno = 0;
+    n = strtoll(v, &end, 10);
+
+    return (errno == 0 && *end == '\0') ? json_integer(n) : json_string(v);
+}
+
+
+/* one credential from HGETALL hpki:fido:<h> */
+
+static json_t *
+hpki_admin_fido_json(const char *h, redisReply *r)
+{
+    size_t       i;
+    json_t      *o;
+    const char  *f, *v, *alg, *count, *fmt, *aaguid, *created, *used, *clone;
+
+    o = json_object();
+    json_object_set_new(o, "credential", json_string(h));
+
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
+        json_object_set_new(o, "missing", json_true());
+        return o;
+    }
+
+    alg = count = fmt = aaguid = created = used = clone = NULL;
+
+    for (i = 0; i + 1 < r->elements; i += 2) {
+        if (r->element[i]->type != REDIS_REPLY_STRING
+            || r->element[i + 1]->type != REDIS_REPLY_STRING)
+        {
+            continue;
+        }
+
+        f = r->element[i]->str;
+        v = r->element[i + 1]->str;
+
+        if (strcmp(f, "alg") == 0) {
+            alg = v;
+        } else if (strcmp(f, "count") == 0) {
+            count = v;
+        } else if (strcmp(f, "fmt") == 0) {
+            fmt = v;
+        } else if (strcmp(f, "aaguid") == 0) {
+            aaguid = v;
+        } else if (strcmp(f, "created") == 0) {
+            created = v;
+        } else if (strcmp(f, "used") == 0) {
+            used = v;
+        } else if (strcmp(f, "clone") == 0) {
+            clone = v;
+        }
+    }
+
+    json_object_set_new(o, "alg", hpki_admin_fido_number(alg));
+    json_object_set_new(o, "count", hpki_admin_fido_number(count));
+    json_object_set_new(o, "fmt", fmt ? json_string(fmt) : json_null());
+    json_object_set_new(o, "aaguid",
+                        aaguid ? json_string(aaguid) : json_null());
+    json_object_set_new(o, "created", hpki_admin_fido_time(created));
+    json_object_set_new(o, "used", hpki_admin_fido_time(used));
+    json_object_set_new(o, "clone", hpki_admin_fido_time(clone));
+
+    return o;
+}
+
+
+static int
+hpki_admin_fido_cmp(const void *x, const void *y)
+{
+    return strcmp(*(char * const *) x, *(char * const *) y);
+}
+
+
+static void
+hpki_admin_fido_print(json_t *list)
+{
+    char         alg[16], count[24];
+    size_t       i;
+    json_t      *o, *v;
+    const char  *created, *used, *clone;
+
+    printf("%-43s  %-6s %6s  %-20s  %s\n", "CREDENTIAL", "ALG", "COUNT",
+           "CREATED", "LAST USED");
+
+    json_array_foreach(list, i, o) {
+
+        if (json_object_get(o, "missing") != NULL) {
+            printf("%-43s  (record missing: fido delete removes it from "
+                   "the list)\n",
+                   json_string_value(json_object_get(o, "credential")));
+            continue;
+        }
+
+        v = json_object_get(o, "alg");
+        if (json_is_integer(v) && json_integer_value(v) == -7) {
+            snprintf(alg, sizeof(alg), "ES256");
+        } else if (json_is_integer(v) && json_integer_value(v) == -257) {
+            snprintf(alg, sizeof(alg), "RS256");
+        } else if (json_is_integer(v)) {
+            snprintf(alg, sizeof(alg), "%lld",
+                     (long long) json_integer_value(v));
+        } else {
+            snprintf(alg, sizeof(alg), "?");
+        }
+
+        v = json_object_get(o, "count");
+        if (json_is_integer(v)) {
+            snprintf(count, sizeof(count), "%lld",
+                     (long long) json_integer_value(v));
+        } else {
+            snprintf(count, sizeof(count), "?");
+        }
+
+        created = json_string_value(json_object_get(o, "created"));
+        used = json_string_value(json_object_get(o, "used"));
+        clone = json_string_value(json_object_get(o, "clone"));
+
+        printf("%-43s  %-6s %6s  %-20s  %-*s",
+               json_string_value(json_object_get(o, "credential")), alg,
+               count, created ? created : "?", clone ? 20 : 0,
+               used ? used : "never");
+
+        if (clone != NULL) {
+            printf("  CLONE SUSPECTED (signature counter went back, %s)",
+                   clone);
+        }
+
+        printf("\n");
+    }
+}
+
+
+static int
+hpki_admin_fido_list(hpki_admin_t *a)
+{
+    int           rc;
+    char         *s, **h;
+    size_t        i, n;
+    json_t       *list;
+    redisReply   *set, *r;
+
+    if (hpki_admin_need(a->user, "--user") != 0
+        || hpki_admin_check_user(a->user) != 0
+        || hpki_admin_connect_public(a) != 0
+        || hpki_admin_user_exists(a, a->user) != 0)
+    {
+        return -1;
+    }
+
+    set = redisCommand(a->pub, "SMEMBERS hpki:fidouser:%s", a->user);
+
+    if (set == NULL || set->type != REDIS_REPLY_ARRAY) {
+        hpki_log(HPKI_LOG_ERROR, "cannot read the credentials of \"%s\": %s",
+                 a->user, set && set->type == REDIS_REPLY_ERROR
+                          ? set->str : a->pub->errstr);
+        if (set) {
+            freeReplyObject(set);
+        }
+        return -1;
+    }
+
+    rc = -1;
+    list = json_array();
+    n = set->elements;
+    h = calloc(n ? n : 1, sizeof(char *));
+    if (h == NULL) {
+        goto done;
+    }
+
+    for (i = 0; i < n; i++) {
+        h[i] = set->element[i]->str;
+    }
+
+    qsort(h, n, sizeof(char *), hpki_admin_fido_cmp);
+
+    for (i = 0; i < n; i++) {
+        r = redisCommand(a->pub, "HGETALL hpki:fido:%s", h[i]);
+
+        if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+            hpki_log(HPKI_LOG_ERROR, "cannot read credential %s: %s", h[i],
+                     r ? r->str : a->pub->errstr);
+            if (r) {
+                freeReplyObject(r);
+            }
+            goto done;
+        }
+
+        json_array_append_new(list, hpki_admin_fido_json(h[i], r));
+        freeReplyObject(r);
+    }
+
+    if (a->json) {
+        s = json_dumps(list, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        if (s == NULL) {
+            goto done;
+        }
+        printf("%s\n", s);
+        free(s);
+
+    } else if (n == 0) {
+        printf("no FIDO credentials for \"%s\"\n", a->user);
+
+    } else {
+        hpki_admin_fido_print(list);
+    }
+
+    rc = 0;
+
+done:
+
+    free(h);
+    json_decref(list);
+    freeReplyObject(set);
+    return rc;
+}
+
+
+/*
+ * Deletes hpki:fido:<h> and its member of hpki:fidouser:<user> in one
+ * script, only if the record is that user's.  1 deleted, 2 only a member
+ * whose record had gone, 0 no such credential, -1 another user's.
+ */
+
+static const char  hpki_admin_fido_delete_lua[] =
+    "local u = redis.call('HGET', KEYS[1], 'user') "
+    "if not u then return redis.call('SREM', KEYS[2], ARGV[2]) * 2 end "
+    "if u ~= ARGV[1] then return -1 end "
+    "redis.call('DEL', KEYS[1]) "
+    "redis.call('SREM', KEYS[2], ARGV[2]) "
+    "return 1";
+
+
+static int
+hpki_admin_fido_delete(hpki_admin_t *a)
+{
+    long long    n;
+    redisReply  *r;
+
+    if (hpki_admin_need(a->user, "--user") != 0
+        || hpki_admin_check_user(a->user) != 0
+        || hpki_admin_need(a->credential, "--credential") != 0
+        || !hpki_admin_fido_handle_valid(a->credential)
+        || hpki_admin_connect_public(a) != 0
+        || hpki_admin_user_exists(a, a->user) != 0)
+    {
+        return -1;
+    }
+
+    r = redisCommand(a->pub, "EVAL %s 2 hpki:fido:%s hpki:fidouser:%s %s %s",
+                     hpki_admin_fido_delete_lua, a->credential, a->user,
+                     a->user, a->credential);
+
+    n = (r != NULL && r->type == REDIS_REPLY_INTEGER) ? r->integer : -2;
+
+    if (hpki_admin_write(a, a->pub, r) != 0) {
+        return -1;
+    }
+
+    switch (n) {
+
+    case 1:
+        fprintf(stderr, "hpki-admin: credential %s of \"%s\" deleted\n",
+                a->credential, a->user);
+        return 0;
+
+    case 2:
+        fprintf(stderr, "hpki-admin: credential %s had no record; removed "
+                "from the list of \"%s\"\n", a->credential, a->user);
+        return 0;
+
+    case 0:
+        hpki_log(HPKI_LOG_ERROR, "\"%s\" has no credential %s", a->user,
+                 a->credential);
+        return -1;
+
+    case -1:
+        hpki_log(HPKI_LOG_ERROR, "credential %s is not a credential of "
+                 "\"%s\": not deleted", a->credential, a->user);
+        return -1;
+
+    default:
+        hpki_log(HPKI_LOG_ERROR, "unexpected reply deleting the credential");
+        return -1;
+    }
+}
+
+
 static int
 hpki_admin_audit_verify(hpki_admin_t *a)
 {
@@ -1474,6 +2406,11 @@ main(int argc, char **argv)
         { "file", required_argument, NULL, 'f' },
         { "ca", required_argument, NULL, 'A' },
         { "crl", required_argument, NULL, 'R' },
+        { "ttl", required_argument, NULL, 'T' },
+        { "url", required_argument, NULL, 'U' },
+        { "png", required_argument, NULL, 'P' },
+        { "json", no_argument, NULL, 'J' },
+        { "credential", required_argument, NULL, 'K' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
@@ -1514,6 +2451,11 @@ main(int argc, char **argv)
         case 'o': a.csr_out = optarg; break;
         case 'f': a.file = optarg; break;
         case 'b': a.bits = atoi(optarg); break;
+        case 'T': a.ttl = optarg; break;
+        case 'U': a.url = optarg; break;
+        case 'P': a.png = optarg; break;
+        case 'J': a.json = 1; break;
+        case 'K': a.credential = optarg; break;
         case 'A':
             if (a.nca == HPKI_ADMIN_MAX_CA) {
                 hpki_log(HPKI_LOG_ERROR, "too many --ca");
@@ -1604,6 +2546,18 @@ main(int argc, char **argv)
         if (strcmp(sub, "verify") == 0) {
             rc = hpki_admin_audit_verify(&a);
         }
+
+    } else if (strcmp(cmd, "enroll-code") == 0) {
+        if (sub[0] == '\0') {
+            rc = hpki_admin_enroll_code(&a);
+        }
+
+    } else if (strcmp(cmd, "fido") == 0) {
+        if (strcmp(sub, "list") == 0) {
+            rc = hpki_admin_fido_list(&a);
+        } else if (strcmp(sub, "delete") == 0) {
+            rc = hpki_admin_fido_delete(&a);
+        }
     }
 
     if (rc == -2) {
@@ -1616,6 +2570,16 @@ main(int argc, char **argv)
     }
     if (a.kek[1]) {
         OPENSSL_secure_clear_free(a.kek[1], HPKI_KEK_LEN);
+    }
+
+    if (a.pub) {
+        redisFree(a.pub);
+    }
+    if (a.store[0]) {
+        redisFree(a.store[0]);
+    }
+    if (a.store[1]) {
+        redisFree(a.store[1]);
     }
 
     return rc == 0 ? 0 : 1;

@@ -180,6 +180,10 @@ hpki_conf_directive(hpki_conf_t *cf, int argc, char **argv)
         return hpki_conf_set_str(&cf->audit_log, argc, argv);
     }
 
+    if (strcmp(name, "enroll_url") == 0) {
+        return hpki_conf_set_str(&cf->enroll_url, argc, argv);
+    }
+
     if (strcmp(name, "log_level") == 0) {
         if (argc != 2 || (i = hpki_log_level_parse(argv[1])) < 0) {
             return -1;
@@ -311,4 +315,5 @@ hpki_conf_free(hpki_conf_t *cf)
     free(cf->token_issuer);
     free(cf->token_audience);
     free(cf->audit_log);
+    free(cf->enroll_url);
 }

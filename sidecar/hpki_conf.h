@@ -47,6 +47,8 @@ typedef struct {
 
     char               *audit_log;
     int                 log_level;
+
+    char               *enroll_url;     /* hpki-admin enroll-code: base URL */
 } hpki_conf_t;
 
 

@@ -39,12 +39,15 @@ SIDECAR_ADMIN_INSPECT_H = ngx_hpki_module/ngx_http_hpki_inspect.h \
                           ngx_hpki_module/ngx_http_hpki_cert.h \
                           ngx_hpki_module/ngx_http_hpki_jws.h
 
+# hpki-admin enroll-code draws the QR code on the terminal and in a PNG
+SIDECAR_ADMIN_LIBS = -lqrencode -lpng
+
 build/hpki-admin: sidecar/hpki_admin.c $(SIDECAR_COMMON) $(SIDECAR_HEADERS) \
                   $(SIDECAR_ADMIN_INSPECT) $(SIDECAR_ADMIN_INSPECT_H)
 	@mkdir -p build
 	$(CC) $(SIDECAR_CFLAGS) $(SIDECAR_CPPFLAGS) -Ingx_hpki_module -o $@ \
 	    sidecar/hpki_admin.c $(SIDECAR_COMMON) $(SIDECAR_ADMIN_INSPECT) \
-	    $(SIDECAR_LIBS)
+	    $(SIDECAR_LIBS) $(SIDECAR_ADMIN_LIBS)
 
 build/hpki-signd-bench: sidecar/hpki_bench.c $(SIDECAR_COMMON) \
                         $(SIDECAR_HEADERS)
