@@ -158,8 +158,10 @@ $t->start_nginx;
 # the operator's enrolment code, as its QR code's link carries it
 my $admin = $t->admin('enroll-code', '--user', 'demo-doctor', '--json',
     '--url', "$origin/hpki/fido/");
-if ($admin->{rc} != 0 && $admin->{err} =~ /unknown command|usage/i) {
-    plan skip_all => "hpki-admin has no enroll-code: $admin->{err}";
+if ($admin->{rc} != 0 && $admin->{err} =~ /usage/
+    && $admin->{err} !~ /enroll-code/)
+{
+    plan skip_all => 'hpki-admin has no enroll-code command yet';
 }
 
 plan tests => 54;
