@@ -19,6 +19,7 @@
 #include "ngx_http_hpki_fido.h"
 #include "ngx_http_hpki_webauthn.h"
 #include "ngx_http_hpki_login.h"
+#include "ngx_http_hpki_oidc.h"
 #include "ngx_http_hpki_redis.h"
 #include "ngx_http_hpki_reply.h"
 #include "ngx_http_hpki_sign.h"
@@ -65,6 +66,7 @@ typedef struct {
     ngx_str_t                             cred_id;        /* base64url */
     u_char                                cred_key[NGX_HTTP_HPKI_FIDO_HASH_LEN];
     ngx_str_t                             stored_key;     /* base64 SPKI */
+    ngx_str_t                             login;          /* OIDC handle */
     uint32_t                              sign_count;
 } ngx_http_hpki_fido_ctx_t;
 
@@ -463,6 +465,14 @@ ngx_http_hpki_fido_body(ngx_http_request_t *r)
     default: /* NGX_HTTP_HPKI_FIDO_LOGIN */
         rc = ngx_http_hpki_fido_credential(r, fctx, "webauthn.get");
 
+        if (rc != NGX_OK) {
+            break;
+        }
+
+        /* "login": an OpenID Connect authorization waiting for this */
+
+        rc = ngx_http_hpki_fido_field(r, fctx->body, "login", 64, 1,
+                                      &fctx->login);
         if (rc != NGX_OK) {
             break;
         }
@@ -1708,6 +1718,18 @@ ngx_http_hpki_fido_counted(ngx_http_request_t *r, void *data,
                                   NGX_HTTP_FORBIDDEN, "access_denied",
                                   "unknown credential: register this "
                                   "device first"));
+        return;
+    }
+
+    if (fctx->login.len) {
+        rc = ngx_http_hpki_oidc_resume(r, ctx, &fctx->login);
+
+        if (rc != NGX_OK) {
+            ngx_http_hpki_fido_finish(r, rc == NGX_HTTP_SERVICE_UNAVAILABLE
+                                         ? rc
+                                         : NGX_HTTP_INTERNAL_SERVER_ERROR);
+        }
+
         return;
     }
 

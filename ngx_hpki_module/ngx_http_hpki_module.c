@@ -209,6 +209,13 @@ static ngx_command_t  ngx_http_hpki_commands[] = {
       0,
       NULL },
 
+    { ngx_string("hpki_oidc_method_url"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE2,
+      ngx_http_hpki_oidc_method_url,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("hpki_oidc_token"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_http_hpki_set_handler,

@@ -54,6 +54,7 @@ typedef struct {
     ngx_http_complex_value_t    *login_url;      /* browsers: 302 not 401 */
     ngx_flag_t                   login_card;
     ngx_uint_t                   oidc_login;     /* hpki_oidc_authorize */
+    ngx_str_t                    oidc_method_url[4];  /* by LOGIN_* */
     ngx_uint_t                   max_hashes;
     time_t                       sad_lifetime;   /* CSC */
     ngx_uint_t                   rate;           /* signatures per window */
@@ -94,6 +95,7 @@ typedef struct {
     unsigned                     json_errors:1;   /* errors become JSON */
     unsigned                     own_reply:1;     /* a handler's answer */
     unsigned                     error_sent:1;
+    unsigned                     redirect_json:1; /* answer {"redirect_to"} */
     ngx_buf_t                   *error_body;
     const char                  *error;           /* for the error filter */
     const char                  *error_description;

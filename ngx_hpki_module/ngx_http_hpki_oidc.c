@@ -44,6 +44,7 @@
 #define NGX_HTTP_HPKI_OIDC_GRANT_REFRESH 2
 
 #define NGX_HTTP_HPKI_OIDC_CODE_TTL      60
+#define NGX_HTTP_HPKI_OIDC_PENDING_TTL   300      /* at the FIDO page */
 #define NGX_HTTP_HPKI_OIDC_USED_TTL      600      /* replays detected */
 #define NGX_HTTP_HPKI_OIDC_ID_TTL        3600
 #define NGX_HTTP_HPKI_OIDC_ASSERTION_TTL 3600     /* private_key_jwt */
@@ -61,6 +62,7 @@ typedef struct {
     u_char                       secret[SHA256_DIGEST_LENGTH];
     ngx_uint_t                   auth;
     ngx_uint_t                   logins;
+    ngx_uint_t                   first_login;    /* the client's default */
     ngx_array_t                  redirect_uris;   /* of ngx_str_t */
     ngx_array_t                  logout_uris;
     ngx_array_t                  scopes;
@@ -72,6 +74,14 @@ typedef struct {
 typedef struct {
     ngx_array_t                  clients;  /* of ngx_http_hpki_oidc_client_t */
 } ngx_http_hpki_oidc_conf_t;
+
+
+typedef struct {
+    ngx_uint_t                   login;       /* NGX_HTTP_HPKI_LOGIN_* */
+    ngx_uint_t                   bit;         /* NGX_HTTP_HPKI_OIDC_LOGIN_* */
+    const char                  *name;        /* clients file, amr */
+    const char                  *acr;
+} ngx_http_hpki_oidc_method_t;
 
 
 typedef struct {
@@ -169,8 +179,35 @@ static void ngx_http_hpki_oidc_userinfo_name(ngx_http_request_t *r,
 static void ngx_http_hpki_oidc_logged_out(ngx_http_request_t *r,
     void *data, redisReply *reply);
 static const char *ngx_http_hpki_oidc_acr(ngx_str_t *amr);
+static ngx_http_hpki_oidc_method_t *ngx_http_hpki_oidc_method_by_name(
+    const char *name);
+static ngx_http_hpki_oidc_method_t *ngx_http_hpki_oidc_method_by_login(
+    ngx_uint_t login);
+static ngx_http_hpki_oidc_method_t *ngx_http_hpki_oidc_select(
+    ngx_http_hpki_oidc_client_t *cl, ngx_str_t *acr_values,
+    ngx_uint_t native);
+static ngx_int_t ngx_http_hpki_oidc_elsewhere(ngx_http_request_t *r,
+    ngx_http_hpki_oidc_ctx_t *octx, ngx_http_hpki_oidc_method_t *m,
+    ngx_str_t *url);
+static void ngx_http_hpki_oidc_pending_stored(ngx_http_request_t *r,
+    void *data, redisReply *reply);
+static void ngx_http_hpki_oidc_resumed(ngx_http_request_t *r, void *data,
+    redisReply *reply);
 static ngx_int_t ngx_http_hpki_oidc_b64url_char(u_char ch);
 static void ngx_http_hpki_oidc_json_cleanup(void *data);
+
+
+/* the login methods: how clients, acr_values and the amr claim name them */
+
+static ngx_http_hpki_oidc_method_t  ngx_http_hpki_oidc_methods[] = {
+    { NGX_HTTP_HPKI_LOGIN_CARD, NGX_HTTP_HPKI_OIDC_LOGIN_CARD, "hpki_card",
+      "urn:hpki:card" },
+    { NGX_HTTP_HPKI_LOGIN_JPKI, NGX_HTTP_HPKI_OIDC_LOGIN_JPKI, "jpki",
+      "urn:hpki:jpki" },
+    { NGX_HTTP_HPKI_LOGIN_FIDO, NGX_HTTP_HPKI_OIDC_LOGIN_FIDO, "fido",
+      "urn:hpki:fido" },
+    { 0, 0, NULL, NULL }
+};
 
 
 /*
@@ -381,10 +418,11 @@ static ngx_int_t
 ngx_http_hpki_oidc_load_client(ngx_conf_t *cf, json_t *in,
     ngx_http_hpki_oidc_client_t *cl)
 {
-    size_t       i;
-    json_t      *v, *keys;
-    ngx_int_t    rc;
-    const char  *method, *login;
+    size_t                        i;
+    json_t                       *v, *keys;
+    ngx_int_t                     rc;
+    const char                   *method, *login;
+    ngx_http_hpki_oidc_method_t  *m;
 
     if (!json_is_object(in)) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "a client is an object");
@@ -569,14 +607,14 @@ ngx_http_hpki_oidc_load_client(ngx_conf_t *cf, json_t *in,
     for (i = 0; i < json_array_size(v); i++) {
         login = json_string_value(json_array_get(v, i));
 
-        if (login && ngx_strcmp(login, "hpki_card") == 0) {
-            cl->logins |= NGX_HTTP_HPKI_OIDC_LOGIN_CARD;
+        m = login ? ngx_http_hpki_oidc_method_by_name(login) : NULL;
 
-        } else if (login && ngx_strcmp(login, "jpki") == 0) {
-            cl->logins |= NGX_HTTP_HPKI_OIDC_LOGIN_JPKI;
+        if (m) {
+            cl->logins |= m->bit;
 
-        } else if (login && ngx_strcmp(login, "fido") == 0) {
-            cl->logins |= NGX_HTTP_HPKI_OIDC_LOGIN_FIDO;
+            if (cl->first_login == 0) {
+                cl->first_login = m->login;
+            }
 
         } else {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -834,7 +872,7 @@ ngx_http_hpki_oidc_discovery(ngx_http_hpki_main_conf_t *hmcf, json_t *doc)
     iss = &hmcf->issuer;
 
     v = json_pack("{s:s%+, s:s%+, s:s%+, s:s%+, s:[s], s:[s], "
-                  "s:[s,s], s:[s], s:[s,s,s,s], s:[s], s:[s,s], "
+                  "s:[s,s], s:[s], s:[s,s,s,s], s:[s], s:[s,s,s], "
                   "s:[s,s,s,s,s,s,s,s,s,s,s,s,s], s:b, s:[s,s]}",
                   "authorization_endpoint", iss->data, iss->len,
                       "/hpki/authorize",
@@ -854,6 +892,7 @@ ngx_http_hpki_oidc_discovery(ngx_http_hpki_main_conf_t *hmcf, json_t *doc)
                   "token_endpoint_auth_signing_alg_values_supported",
                       "RS256",
                   "acr_values_supported", "urn:hpki:card", "urn:hpki:jpki",
+                      "urn:hpki:fido",
                   "claims_supported", "iss", "sub", "aud", "exp", "iat",
                       "auth_time", "nonce", "amr", "acr", "sid",
                       "hpki_role", "name", "azp",
@@ -1170,10 +1209,13 @@ static ngx_int_t
 ngx_http_hpki_oidc_redirect(ngx_http_request_t *r, ngx_str_t *base,
     ngx_str_t *params, ngx_uint_t n)
 {
-    u_char           *p, sep;
-    size_t            len;
-    ngx_uint_t        i;
-    ngx_table_elt_t  *h;
+    u_char               *p, sep;
+    size_t                len;
+    json_t               *body;
+    ngx_int_t             rc;
+    ngx_uint_t            i;
+    ngx_table_elt_t      *h;
+    ngx_http_hpki_ctx_t  *ctx;
 
     len = base->len;
 
@@ -1219,6 +1261,27 @@ ngx_http_hpki_oidc_redirect(ngx_http_request_t *r, ngx_str_t *base,
 
     h->value.len = p - h->value.data;
 
+    ctx = ngx_http_get_module_ctx(r, ngx_http_hpki_module);
+
+    if (ctx && ctx->redirect_json) {
+
+        /* the FIDO page follows it: a fetch() cannot see a 302 */
+
+        h->hash = 0;
+
+        body = json_pack("{s:s%}", "redirect_to", h->value.data,
+                         h->value.len);
+        if (body == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        rc = ngx_http_hpki_send_json(r, NGX_HTTP_OK, body);
+
+        json_decref(body);
+
+        return rc;
+    }
+
     ngx_http_clear_location(r);
     r->headers_out.location = h;
 
@@ -1259,11 +1322,390 @@ ngx_http_hpki_oidc_redirect_error(ngx_http_request_t *r,
 static const char *
 ngx_http_hpki_oidc_acr(ngx_str_t *amr)
 {
-    if (amr->len == 4 && ngx_strncmp(amr->data, "jpki", 4) == 0) {
-        return "urn:hpki:jpki";
+    ngx_http_hpki_oidc_method_t  *m;
+
+    for (m = ngx_http_hpki_oidc_methods; m->name; m++) {
+        if (amr->len == ngx_strlen(m->name)
+            && ngx_strncmp(amr->data, m->name, amr->len) == 0)
+        {
+            return m->acr;
+        }
     }
 
     return "urn:hpki:card";
+}
+
+
+static ngx_http_hpki_oidc_method_t *
+ngx_http_hpki_oidc_method_by_name(const char *name)
+{
+    ngx_http_hpki_oidc_method_t  *m;
+
+    for (m = ngx_http_hpki_oidc_methods; m->name; m++) {
+        if (ngx_strcmp(name, m->name) == 0) {
+            return m;
+        }
+    }
+
+    return NULL;
+}
+
+
+static ngx_http_hpki_oidc_method_t *
+ngx_http_hpki_oidc_method_by_login(ngx_uint_t login)
+{
+    ngx_http_hpki_oidc_method_t  *m;
+
+    for (m = ngx_http_hpki_oidc_methods; m->name; m++) {
+        if (m->login == login) {
+            return m;
+        }
+    }
+
+    return NULL;
+}
+
+
+/*
+ * Which method logs this person in: the first of acr_values the client
+ * may use; else this endpoint's own method if the client may use it (so a
+ * request sent on to another endpoint never comes back); else the first
+ * method the client lists.  NULL: acr_values names none the client may
+ * use.
+ */
+
+static ngx_http_hpki_oidc_method_t *
+ngx_http_hpki_oidc_select(ngx_http_hpki_oidc_client_t *cl,
+    ngx_str_t *acr_values, ngx_uint_t native)
+{
+    ngx_http_hpki_oidc_method_t  *m;
+
+    if (acr_values->len) {
+        for (m = ngx_http_hpki_oidc_methods; m->name; m++) {
+            if ((cl->logins & m->bit)
+                && ngx_http_hpki_oidc_has_word(acr_values, m->acr))
+            {
+                return m;
+            }
+        }
+
+        return NULL;
+    }
+
+    m = ngx_http_hpki_oidc_method_by_login(native);
+
+    if (m && (cl->logins & m->bit)) {
+        return m;
+    }
+
+    return ngx_http_hpki_oidc_method_by_login(cl->first_login);
+}
+
+
+/*
+ * The client logs in with a method another endpoint or page offers: the
+ * card endpoints get the request as it is; the FIDO page gets a handle to
+ * the request, kept in Redis (hpki:authz:<sha256>) until the login resumes
+ * it (ngx_http_hpki_oidc_resume()).
+ */
+
+static ngx_int_t
+ngx_http_hpki_oidc_elsewhere(ngx_http_request_t *r,
+    ngx_http_hpki_oidc_ctx_t *octx, ngx_http_hpki_oidc_method_t *m,
+    ngx_str_t *url)
+{
+    u_char           *p;
+    json_t           *rec;
+    ngx_int_t         rc;
+    ngx_str_t         record;
+    ngx_table_elt_t  *h;
+
+    if (m->login != NGX_HTTP_HPKI_LOGIN_FIDO) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        p = ngx_pnalloc(r->pool, url->len + 1 + r->args.len);
+        if (p == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Location");
+        h->value.data = p;
+
+        p = ngx_cpymem(p, url->data, url->len);
+        *p++ = ngx_strlchr(url->data, url->data + url->len, '?') ? '&' : '?';
+        p = ngx_cpymem(p, r->args.data, r->args.len);
+        h->value.len = p - h->value.data;
+
+        ngx_http_clear_location(r);
+        r->headers_out.location = h;
+
+        return NGX_HTTP_MOVED_TEMPORARILY;
+    }
+
+    if (octx->nonce.data == NULL) {
+        ngx_str_set(&octx->nonce, "");
+    }
+
+    if (octx->challenge.data == NULL) {
+        ngx_str_set(&octx->challenge, "");
+    }
+
+    if (octx->state.data == NULL) {
+        ngx_str_set(&octx->state, "");
+    }
+
+    if (ngx_http_hpki_oidc_random(r, &octx->code) != NGX_OK
+        || ngx_http_hpki_oidc_hash(r, "hpki:authz:", &octx->code,
+                                   &octx->code_key)
+           != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rec = json_pack("{s:s%, s:s%, s:s%, s:s%, s:s%, s:s%}",
+                    "c", octx->client->id.data, octx->client->id.len,
+                    "r", octx->redirect_uri.data, octx->redirect_uri.len,
+                    "state", octx->state.data, octx->state.len,
+                    "nonce", octx->nonce.data, octx->nonce.len,
+                    "cc", octx->challenge.data, octx->challenge.len,
+                    "scope", octx->scope.data, octx->scope.len);
+    if (rec == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_hpki_json_text(r->pool, rec, &record);
+
+    json_decref(rec);
+
+    if (rc != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    octx->refresh = *url;      /* the page, for pending_stored() */
+
+    rc = ngx_http_hpki_redis_command(r, ngx_http_hpki_oidc_pending_stored,
+                                     octx, "SET %b %b EX %d",
+                                     octx->code_key.data, octx->code_key.len,
+                                     record.data, record.len,
+                                     NGX_HTTP_HPKI_OIDC_PENDING_TTL);
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc == NGX_DECLINED) {
+        return ngx_http_hpki_fail(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                  "temporarily_unavailable",
+                                  "the token store is unavailable");
+    }
+
+    r->main->count++;
+
+    return NGX_DONE;
+}
+
+
+/* the FIDO page, with the handle in the fragment (never sent to a server) */
+
+static void
+ngx_http_hpki_oidc_pending_stored(ngx_http_request_t *r, void *data,
+    redisReply *reply)
+{
+    u_char                    *p;
+    ngx_table_elt_t           *h;
+    ngx_http_hpki_oidc_ctx_t  *octx = data;
+
+    if (reply == NULL || reply->type != REDIS_REPLY_STATUS) {
+        ngx_http_hpki_oidc_unavailable(r);
+        return;
+    }
+
+    h = ngx_list_push(&r->headers_out.headers);
+    p = ngx_pnalloc(r->pool, octx->refresh.len + sizeof("#login=") - 1
+                             + octx->code.len);
+
+    if (h == NULL || p == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Location");
+    h->value.data = p;
+
+    p = ngx_cpymem(p, octx->refresh.data, octx->refresh.len);
+    p = ngx_cpymem(p, "#login=", sizeof("#login=") - 1);
+    p = ngx_cpymem(p, octx->code.data, octx->code.len);
+    h->value.len = p - h->value.data;
+
+    ngx_http_clear_location(r);
+    r->headers_out.location = h;
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "hpki: authorize for \"%V\": sent to the FIDO page",
+                  &octx->client->id);
+
+    ngx_http_finalize_request(r, NGX_HTTP_MOVED_TEMPORARILY);
+}
+
+
+/*
+ * A FIDO login made on the page for a pending authorization: the request
+ * taken from Redis, then a code issued as after a card login, and the
+ * redirect answered as {"redirect_to"} for the page to follow.  ctx->id is
+ * the person.  NGX_OK: the request is finalized later.
+ */
+
+ngx_int_t
+ngx_http_hpki_oidc_resume(ngx_http_request_t *r, ngx_http_hpki_ctx_t *ctx,
+    ngx_str_t *handle)
+{
+    ngx_int_t                  rc;
+    ngx_http_hpki_oidc_ctx_t  *octx;
+
+    octx = ngx_pcalloc(r->pool, sizeof(ngx_http_hpki_oidc_ctx_t));
+    if (octx == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_hpki_oidc_hash(r, "hpki:authz:", handle, &octx->code_key)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ctx->data = octx;
+    ctx->redirect_json = 1;
+
+    rc = ngx_http_hpki_redis_command(r, ngx_http_hpki_oidc_resumed, ctx,
+                                     "GETDEL %b", octx->code_key.data,
+                                     octx->code_key.len);
+
+    return (rc == NGX_OK) ? NGX_OK
+           : (rc == NGX_DECLINED) ? NGX_HTTP_SERVICE_UNAVAILABLE : NGX_ERROR;
+}
+
+
+static void
+ngx_http_hpki_oidc_resumed(ngx_http_request_t *r, void *data,
+    redisReply *reply)
+{
+    json_t                    *rec;
+    ngx_int_t                  rc;
+    ngx_str_t                  text, id, *fields[5];
+    ngx_uint_t                 i;
+    const char                *names[5] = { "r", "state", "nonce", "cc",
+                                            "scope" };
+    ngx_http_hpki_ctx_t       *ctx = data;
+    ngx_http_hpki_oidc_ctx_t  *octx;
+    ngx_pool_cleanup_t        *cln;
+
+    octx = ctx->data;
+
+    rc = ngx_http_hpki_redis_string(r, reply, &text);
+
+    if (rc == NGX_ERROR) {
+        ngx_http_hpki_oidc_unavailable(r);
+        return;
+    }
+
+    rec = (rc == NGX_OK) ? json_loadb((char *) text.data, text.len, 0, NULL)
+                         : NULL;
+
+    if (rec == NULL) {
+        ngx_http_hpki_oidc_finalize(r, NGX_HTTP_BAD_REQUEST,
+                                    "invalid_request",
+                                    "the authorization request is unknown, "
+                                    "expired or already used: start again "
+                                    "from the application");
+        return;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        json_decref(rec);
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    cln->handler = ngx_http_hpki_oidc_json_cleanup;
+    cln->data = rec;
+
+    id.data = (u_char *) json_string_value(json_object_get(rec, "c"));
+    id.len = json_string_length(json_object_get(rec, "c"));
+
+    fields[0] = &octx->redirect_uri;
+    fields[1] = &octx->state;
+    fields[2] = &octx->nonce;
+    fields[3] = &octx->challenge;
+    fields[4] = &octx->scope;
+
+    for (i = 0; i < 5; i++) {
+        fields[i]->data = (u_char *) json_string_value(
+                                         json_object_get(rec, names[i]));
+        fields[i]->len = json_string_length(json_object_get(rec, names[i]));
+    }
+
+    /* the client as configured now: a reload may have changed it */
+
+    octx->client = id.data ? ngx_http_hpki_oidc_client(r, &id) : NULL;
+
+    if (octx->client == NULL || octx->redirect_uri.data == NULL
+        || !ngx_http_hpki_oidc_listed(&octx->client->redirect_uris,
+                                      &octx->redirect_uri))
+    {
+        ngx_http_hpki_oidc_finalize(r, NGX_HTTP_BAD_REQUEST,
+                                    "invalid_request",
+                                    "the client or its redirect_uri is no "
+                                    "longer registered");
+        return;
+    }
+
+    if (!(octx->client->logins & NGX_HTTP_HPKI_OIDC_LOGIN_FIDO)) {
+        ngx_http_finalize_request(r, ngx_http_hpki_oidc_redirect_error(r,
+                                  octx, "access_denied",
+                                  "this client does not log in with FIDO"));
+        return;
+    }
+
+    ngx_http_hpki_oidc_authenticated(r, ctx, NGX_OK, NULL, NULL);
+}
+
+
+/* "hpki_oidc_method_url hpki_card | jpki | fido URL;" */
+
+char *
+ngx_http_hpki_oidc_method_url(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_hpki_loc_conf_t  *hlcf = conf;
+
+    ngx_str_t                    *value;
+    ngx_http_hpki_oidc_method_t  *m;
+
+    value = cf->args->elts;
+
+    m = ngx_http_hpki_oidc_method_by_name((char *) value[1].data);
+
+    if (m == NULL) {
+        return "takes hpki_card, jpki or fido, then a URL";
+    }
+
+    if (hlcf->oidc_method_url[m->login].len) {
+        return "is duplicate";
+    }
+
+    if (value[2].len == 0 || ngx_strlchr(value[2].data,
+                                         value[2].data + value[2].len, '#'))
+    {
+        return "needs a URL without a fragment";
+    }
+
+    hlcf->oidc_method_url[m->login] = value[2];
+
+    return NGX_CONF_OK;
 }
 
 
@@ -1315,8 +1757,9 @@ ngx_http_hpki_oidc_authorize_handler(ngx_http_request_t *r)
     ngx_int_t                     rc;
     ngx_str_t                     client_id, response_type, method, prompt;
     ngx_str_t                     acr_values;
-    ngx_uint_t                    i, login;
-    const char                   *error, *desc, *acr;
+    ngx_uint_t                    i;
+    const char                   *error, *desc;
+    ngx_http_hpki_oidc_method_t  *m;
     ngx_http_hpki_ctx_t          *ctx;
     ngx_http_hpki_loc_conf_t     *hlcf;
     ngx_http_hpki_oidc_ctx_t     *octx;
@@ -1462,27 +1905,14 @@ ngx_http_hpki_oidc_authorize_handler(ngx_http_request_t *r)
                                    "card: prompt=none cannot be honoured");
     }
 
-    /* the endpoint decides the method; the client must allow it */
+    /* the method: acr_values, then the client's (docs/module.md) */
 
-    login = (hlcf->oidc_login == NGX_HTTP_HPKI_LOGIN_JPKI)
-            ? NGX_HTTP_HPKI_OIDC_LOGIN_JPKI : NGX_HTTP_HPKI_OIDC_LOGIN_CARD;
-    acr = (login == NGX_HTTP_HPKI_OIDC_LOGIN_JPKI) ? "urn:hpki:jpki"
-                                                   : "urn:hpki:card";
+    m = ngx_http_hpki_oidc_select(cl, &acr_values, hlcf->oidc_login);
 
-    if (!(cl->logins & login)) {
+    if (m == NULL) {
         return ngx_http_hpki_oidc_redirect_error(r, octx, "access_denied",
-                                   (login == NGX_HTTP_HPKI_OIDC_LOGIN_JPKI)
-                                   ? "this client does not log in with the "
-                                     "My Number card (JPKI)"
-                                   : "this client does not log in with the "
-                                     "HPKI card");
-    }
-
-    if (acr_values.len && !ngx_http_hpki_oidc_has_word(&acr_values, acr)) {
-        return ngx_http_hpki_oidc_redirect_error(r, octx, "access_denied",
-                                   "acr_values asks for another method "
-                                   "than this endpoint's: use that "
-                                   "method's authorization endpoint");
+                                   "acr_values names no login method this "
+                                   "client may use");
     }
 
     for (i = 0; i < octx->challenge.len; i++) {
@@ -1491,6 +1921,26 @@ ngx_http_hpki_oidc_authorize_handler(ngx_http_request_t *r)
                                    "invalid_request",
                                    "code_challenge must be base64url");
         }
+    }
+
+    /* another method: its endpoint or page (hpki_oidc_method_url) */
+
+    if (m->login != hlcf->oidc_login) {
+
+        if (hlcf->oidc_method_url[m->login].len == 0) {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "hpki: authorize: client \"%V\" logs in with %s, "
+                          "and no hpki_oidc_method_url says where",
+                          &cl->id, m->name);
+
+            return ngx_http_hpki_oidc_redirect_error(r, octx,
+                                   "access_denied",
+                                   "this endpoint does not offer the "
+                                   "client's login method");
+        }
+
+        return ngx_http_hpki_oidc_elsewhere(r, octx, m,
+                                            &hlcf->oidc_method_url[m->login]);
     }
 
     /* the card (or My Number card) on this very request */
@@ -1550,6 +2000,10 @@ ngx_http_hpki_oidc_authenticated(ngx_http_request_t *r,
 
     if (ctx->id.role.data == NULL) {
         ngx_str_set(&ctx->id.role, "");
+    }
+
+    if (ctx->id.x5t.data == NULL) {
+        ngx_str_set(&ctx->id.x5t, "");      /* FIDO: no certificate */
     }
 
     if (ngx_http_hpki_oidc_random(r, &octx->code) != NGX_OK

@@ -18,6 +18,10 @@ ngx_int_t ngx_http_hpki_oidc_discovery(ngx_http_hpki_main_conf_t *hmcf,
     json_t *doc);
 
 ngx_int_t ngx_http_hpki_oidc_authorize_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_hpki_oidc_resume(ngx_http_request_t *r,
+    ngx_http_hpki_ctx_t *ctx, ngx_str_t *handle);
+char *ngx_http_hpki_oidc_method_url(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 ngx_int_t ngx_http_hpki_oidc_token_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_hpki_oidc_userinfo_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_hpki_oidc_logout_handler(ngx_http_request_t *r);

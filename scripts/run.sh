@@ -131,7 +131,7 @@ ISSUER=https://127.0.0.1:$HTTPS_PORT
 SOCKET=$RUN/signd/signd.sock
 
 cat > "$RUN/redis/users.acl.new" <<EOF
-user default on nopass resetkeys ~hpki:tok:* ~hpki:cert:* ~hpki:jpki:* ~hpki:user:* ~hpki:key:* ~hpki:sad:* ~hpki:rate:* ~hpki:fail:* ~hpki:code:* ~hpki:rt:* ~hpki:sid:* ~hpki:jti:* ~hpki:enroll:* ~hpki:fido:* ~hpki:fidouser:* ~hpki:chal:* &* +@all
+user default on nopass resetkeys ~hpki:tok:* ~hpki:cert:* ~hpki:jpki:* ~hpki:user:* ~hpki:key:* ~hpki:sad:* ~hpki:rate:* ~hpki:fail:* ~hpki:code:* ~hpki:rt:* ~hpki:sid:* ~hpki:jti:* ~hpki:enroll:* ~hpki:fido:* ~hpki:fidouser:* ~hpki:chal:* ~hpki:authz:* &* +@all
 user share-a on >$(cat "$SECRETS/redis-share-a.pass") resetkeys ~hpki:a:* resetchannels -@all +@read +@write +@keyspace +@transaction +@connection -@dangerous
 user share-b on >$(cat "$SECRETS/redis-share-b.pass") resetkeys ~hpki:b:* resetchannels -@all +@read +@write +@keyspace +@transaction +@connection -@dangerous
 EOF

@@ -17,6 +17,7 @@ header is read instead.
 import json
 import os
 import secrets
+import subprocess
 import sys
 import threading
 import urllib.parse
@@ -59,6 +60,34 @@ def session(cfg, meta, **kw):
     return s
 
 
+def fido_login(cfg, page, out):
+    """The FIDO page's part: a WebAuthn login (t/module/softauthn.py as the
+    phone) carrying the handle from the fragment; the gateway answers where
+    the browser goes next."""
+    fido = cfg["fido"]
+    handle = page.split("#login=", 1)[1]
+
+    def login():
+        base = cfg["issuer"]
+        opts = requests.post(base + "/hpki/fido/login/options", json={},
+                             verify=cfg["ca"]).json()
+        cred = json.loads(subprocess.run(
+            ["/usr/bin/python3", fido["softauthn"], "get", fido["state"],
+             json.dumps(opts), fido["origin"]],
+            check=True, capture_output=True).stdout)
+        return requests.post(base + "/hpki/fido/login", verify=cfg["ca"],
+                             json={"credential": cred, "login": handle})
+
+    r = login()
+    out["fido_status"] = r.status_code
+    out["fido_answer"] = r.json()
+    if fido.get("replay"):
+        again = login()
+        out["fido_replay_status"] = again.status_code
+        out["fido_replay_answer"] = again.json()
+    return r.json().get("redirect_to", "")
+
+
 def flow(cfg, out):
     ca = cfg["ca"]
     meta = requests.get(cfg["issuer"] + "/.well-known/openid-configuration",
@@ -71,9 +100,12 @@ def flow(cfg, out):
     verifier = generate_token(64)
     nonce = secrets.token_urlsafe(16)
     endpoint = cfg.get("authorize_endpoint") or meta["authorization_endpoint"]
+    extra = {}
+    if cfg.get("acr_values"):
+        extra["acr_values"] = cfg["acr_values"]
     url, state = s.create_authorization_url(endpoint, nonce=nonce,
                                             prompt="login",
-                                            code_verifier=verifier)
+                                            code_verifier=verifier, **extra)
     out["authorize_url"] = url
 
     # the browser's part: the card answers the TLS client-certificate request
@@ -81,6 +113,9 @@ def flow(cfg, out):
                      allow_redirects=False)
     out["authorize_status"] = r.status_code
     location = r.headers.get("Location", "")
+    if cfg.get("fido") and "#login=" in location:
+        out["fido_page"] = location
+        location = fido_login(cfg, location, out)
     out["location"] = location
     q = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(location).query))
     out["state_ok"] = q.get("state") == state

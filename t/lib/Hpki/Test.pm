@@ -297,7 +297,7 @@ sub start_redis {
     }
 
     _write_file("$dir/users.acl", <<"EOF");
-user default on nopass resetkeys ~hpki:tok:* ~hpki:cert:* ~hpki:jpki:* ~hpki:user:* ~hpki:key:* ~hpki:sad:* ~hpki:rate:* ~hpki:fail:* ~hpki:code:* ~hpki:rt:* ~hpki:sid:* ~hpki:jti:* ~hpki:enroll:* ~hpki:fido:* ~hpki:fidouser:* ~hpki:chal:* &* +\@all
+user default on nopass resetkeys ~hpki:tok:* ~hpki:cert:* ~hpki:jpki:* ~hpki:user:* ~hpki:key:* ~hpki:sad:* ~hpki:rate:* ~hpki:fail:* ~hpki:code:* ~hpki:rt:* ~hpki:sid:* ~hpki:jti:* ~hpki:enroll:* ~hpki:fido:* ~hpki:fidouser:* ~hpki:chal:* ~hpki:authz:* &* +\@all
 user share-a on >$pass{'share-a'} resetkeys ~hpki:a:* resetchannels -\@all +\@read +\@write +\@keyspace +\@transaction +\@connection -\@dangerous
 user share-b on >$pass{'share-b'} resetkeys ~hpki:b:* resetchannels -\@all +\@read +\@write +\@keyspace +\@transaction +\@connection -\@dangerous
 EOF
