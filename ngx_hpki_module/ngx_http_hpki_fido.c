@@ -62,7 +62,7 @@ typedef struct {
     ngx_str_t                             client_data;
     ngx_str_t                             authdata;
     ngx_str_t                             sig;
-    ngx_str_t                             user_handle;
+    ngx_str_t                             user_handle;    /* base64url */
     ngx_str_t                             cred_id;        /* base64url */
     u_char                                cred_key[NGX_HTTP_HPKI_FIDO_HASH_LEN];
     ngx_str_t                             stored_key;     /* base64 SPKI */
@@ -161,14 +161,21 @@ static const char  ngx_http_hpki_fido_code_script[] =
 
 
 /*
- * KEYS: hpki:user:<id>, hpki:fidouser:<id>.  Answers {name, status, role,
- * credential id...}, or {} for an unknown user.
+ * KEYS: hpki:user:<id>, hpki:fidouser:<id>; ARGV: a new user handle.
+ * Answers {name, status, role, user handle, credential id...}, or {} for an
+ * unknown user.  The user handle (WebAuthn user.id) is random, made once
+ * per user: it must not identify the person (WebAuthn 14.6.1).
  */
 
 static const char  ngx_http_hpki_fido_user_script[] =
-    "local u = redis.call('HMGET', KEYS[1], 'name', 'status', 'role') "
+    "local u = redis.call('HMGET', KEYS[1], 'name', 'status', 'role', "
+    "  'webauthn') "
     "if not u[2] then return {} end "
-    "local r = {u[1] or '', u[2], u[3] or ''} "
+    "if not u[4] then "
+    "  u[4] = ARGV[1] "
+    "  redis.call('HSET', KEYS[1], 'webauthn', u[4]) "
+    "end "
+    "local r = {u[1] or '', u[2], u[3] or '', u[4]} "
     "for _, h in ipairs(redis.call('SMEMBERS', KEYS[2])) do "
     "  local id = redis.call('HGET', 'hpki:fido:' .. h, 'id') "
     "  if id then r[#r + 1] = id end "
@@ -205,19 +212,20 @@ static const char  ngx_http_hpki_fido_register_script[] =
 /*
  * Login: the challenge taken and the credential and its user read at once.
  * KEYS: hpki:chal:<h>, hpki:fido:<h>.  Answers {challenge record, user,
- * alg, key, count, clone, status, role, name}; missing ones are nil.
+ * alg, key, count, clone, status, role, name, user handle}; missing ones
+ * are nil.
  */
 
 static const char  ngx_http_hpki_fido_login_script[] =
     "local c = redis.call('GETDEL', KEYS[1]) "
     "local f = redis.call('HMGET', KEYS[2], 'user', 'alg', 'key', 'count', "
     "  'clone') "
-    "local u = {false, false, false} "
+    "local u = {false, false, false, false} "
     "if f[1] then "
     "  u = redis.call('HMGET', 'hpki:user:' .. f[1], 'status', 'role', "
-    "    'name') "
+    "    'name', 'webauthn') "
     "end "
-    "return {c, f[1], f[2], f[3], f[4], f[5], u[1], u[2], u[3]}";
+    "return {c, f[1], f[2], f[3], f[4], f[5], u[1], u[2], u[3], u[4]}";
 
 
 /*
@@ -725,13 +733,24 @@ static ngx_int_t
 ngx_http_hpki_fido_lookup_user(ngx_http_request_t *r,
     ngx_http_hpki_fido_ctx_t *fctx)
 {
+    u_char     raw[32];
+    char       handle[NGX_HTTP_HPKI_FIDO_B64_MAX(sizeof(raw))];
     ngx_int_t  rc;
 
+    if (RAND_bytes(raw, sizeof(raw)) != 1
+        || ngx_http_hpki_base64url_encode(raw, sizeof(raw), handle,
+                                          sizeof(handle))
+           < 0)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     rc = ngx_http_hpki_redis_command(r, ngx_http_hpki_fido_user_found, fctx,
-                                     "EVAL %s 2 hpki:user:%b hpki:fidouser:%b",
+                                     "EVAL %s 2 hpki:user:%b hpki:fidouser:%b "
+                                     "%s",
                                      ngx_http_hpki_fido_user_script,
                                      fctx->user.data, fctx->user.len,
-                                     fctx->user.data, fctx->user.len);
+                                     fctx->user.data, fctx->user.len, handle);
 
     return (rc == NGX_OK) ? NGX_DONE
            : (rc == NGX_DECLINED) ? NGX_HTTP_SERVICE_UNAVAILABLE
@@ -745,7 +764,7 @@ ngx_http_hpki_fido_user_found(ngx_http_request_t *r, void *data,
 {
     size_t                     i;
     ngx_int_t                  rc;
-    ngx_str_t                  status, id;
+    ngx_str_t                  status, id, handle;
     ngx_http_hpki_fido_ctx_t  *fctx = data;
 
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
@@ -759,8 +778,8 @@ ngx_http_hpki_fido_user_found(ngx_http_request_t *r, void *data,
         return;
     }
 
-    if (reply->elements >= 3) {
-        for (i = 3; i < reply->elements && i < 3 + NGX_HTTP_HPKI_FIDO_CREDS_MAX;
+    if (reply->elements >= 4) {
+        for (i = 4; i < reply->elements && i < 4 + NGX_HTTP_HPKI_FIDO_CREDS_MAX;
              i++)
         {
             if (ngx_http_hpki_fido_reply_string(reply, i, &id) == NGX_OK
@@ -788,8 +807,9 @@ ngx_http_hpki_fido_user_found(ngx_http_request_t *r, void *data,
         return;
     }
 
-    if (reply->elements < 3
+    if (reply->elements < 4
         || ngx_http_hpki_fido_reply_string(reply, 1, &status) != NGX_OK
+        || ngx_http_hpki_fido_reply_string(reply, 3, &handle) != NGX_OK
         || status.len != 6 || ngx_strncmp(status.data, "active", 6) != 0)
     {
         ngx_http_hpki_fido_finish(r, ngx_http_hpki_error(r,
@@ -806,6 +826,14 @@ ngx_http_hpki_fido_user_found(ngx_http_request_t *r, void *data,
     } else if (ngx_http_hpki_pstrdup(r, &fctx->name, (char *) fctx->name.data,
                                      fctx->name.len)
                != NGX_OK)
+    {
+        ngx_http_hpki_fido_finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    if (ngx_http_hpki_pstrdup(r, &fctx->user_handle, (char *) handle.data,
+                              handle.len)
+        != NGX_OK)
     {
         ngx_http_hpki_fido_finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
@@ -920,7 +948,6 @@ static ngx_int_t
 ngx_http_hpki_fido_options(ngx_http_request_t *r,
     ngx_http_hpki_fido_ctx_t *fctx)
 {
-    char                      *user_id;
     json_t                    *options, *exclude;
     ngx_int_t                  rc;
     ngx_http_hpki_loc_conf_t  *hlcf;
@@ -942,21 +969,7 @@ ngx_http_hpki_fido_options(ngx_http_request_t *r,
                             ngx_http_hpki_fido_uv_names[hlcf->fido.uv]);
 
     } else {
-        /* user.id, the user handle: the user id's bytes */
-
-        user_id = ngx_pnalloc(r->pool,
-                              NGX_HTTP_HPKI_FIDO_B64_MAX(fctx->user.len));
-        if (user_id == NULL) {
-            json_decref(exclude);
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        ngx_http_hpki_base64url_encode(fctx->user.data, fctx->user.len,
-                                       user_id,
-                                       NGX_HTTP_HPKI_FIDO_B64_MAX(
-                                           fctx->user.len));
-
-        options = json_pack("{s:{s:s%, s:s%}, s:{s:s, s:s%, s:s%}, s:s%, "
+        options = json_pack("{s:{s:s%, s:s%}, s:{s:s%, s:s%, s:s%}, s:s%, "
                             "s:[{s:s, s:i}, {s:s, s:i}], s:I, s:o, "
                             "s:{s:s, s:b, s:s}, s:s}",
                             "rp",
@@ -964,7 +977,8 @@ ngx_http_hpki_fido_options(ngx_http_request_t *r,
                             "name", hlcf->fido.rp_name.data,
                             hlcf->fido.rp_name.len,
                             "user",
-                            "id", user_id,
+                            "id", fctx->user_handle.data,
+                            fctx->user_handle.len,
                             "name", fctx->user.data, fctx->user.len,
                             "displayName", fctx->name.data, fctx->name.len,
                             "challenge", fctx->challenge.data,
@@ -1093,15 +1107,14 @@ ngx_http_hpki_fido_credential(ngx_http_request_t *r,
             { "authenticatorData", NGX_HTTP_HPKI_WEBAUTHN_AUTHDATA_MAX, 0,
               &fctx->authdata },
             { "signature", NGX_HTTP_HPKI_WEBAUTHN_SIG_MAX, 0, &fctx->sig },
-            { "userHandle", NGX_HTTP_HPKI_ID_MAX, 1, &fctx->user_handle },
         };
         ngx_uint_t  i, register_op;
 
-        /* registration: fields 0 and 1; login: 0, 2, 3 and 4 */
+        /* registration: fields 0 and 1; login: 0, 2 and 3 */
 
         register_op = (fctx->op == NGX_HTTP_HPKI_FIDO_REGISTER);
 
-        for (i = 0; i < (register_op ? 2 : 5); i++) {
+        for (i = 0; i < (register_op ? 2 : 4); i++) {
 
             if (i == 1 && !register_op) {
                 continue;
@@ -1141,6 +1154,16 @@ ngx_http_hpki_fido_credential(ngx_http_request_t *r,
 
             fields[i].out->data = p;
             fields[i].out->len = rc;
+        }
+    }
+
+    /* login: the user handle, base64url as the options gave it */
+
+    if (fctx->op == NGX_HTTP_HPKI_FIDO_LOGIN) {
+        rc = ngx_http_hpki_fido_field(r, response, "userHandle", 64, 1,
+                                      &fctx->user_handle);
+        if (rc != NGX_OK) {
+            return rc;
         }
     }
 
@@ -1467,7 +1490,7 @@ ngx_http_hpki_fido_login_fetched(ngx_http_request_t *r, void *data,
     u_char                    *spki;
     json_t                    *rec, *v;
     ngx_int_t                  rc, alg;
-    ngx_str_t                  f[9], expected;
+    ngx_str_t                  f[10], expected;
     ngx_uint_t                 i;
     const char                *err;
     ngx_http_hpki_ctx_t       *ctx;
@@ -1477,10 +1500,10 @@ ngx_http_hpki_fido_login_fetched(ngx_http_request_t *r, void *data,
     hlcf = ngx_http_get_module_loc_conf(r, ngx_http_hpki_module);
     ctx = ngx_http_get_module_ctx(r, ngx_http_hpki_module);
 
-    /* record, user, alg, key, count, clone, status, role, name */
+    /* record, user, alg, key, count, clone, status, role, name, handle */
 
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
-        || reply->elements != 9)
+        || reply->elements != 10)
     {
         if (reply && reply->type == REDIS_REPLY_ERROR) {
             ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
@@ -1491,7 +1514,7 @@ ngx_http_hpki_fido_login_fetched(ngx_http_request_t *r, void *data,
         return;
     }
 
-    for (i = 0; i < 9; i++) {
+    for (i = 0; i < 10; i++) {
         if (ngx_http_hpki_fido_reply_string(reply, i, &f[i]) != NGX_OK) {
             ngx_str_null(&f[i]);
         }
@@ -1533,8 +1556,8 @@ ngx_http_hpki_fido_login_fetched(ngx_http_request_t *r, void *data,
 
     if (rc == NGX_ABORT
         || (fctx->user_handle.len
-            && (fctx->user_handle.len != f[1].len
-                || ngx_strncmp(fctx->user_handle.data, f[1].data, f[1].len)
+            && (fctx->user_handle.len != f[9].len
+                || ngx_strncmp(fctx->user_handle.data, f[9].data, f[9].len)
                    != 0)))
     {
         ngx_http_hpki_fido_finish(r, ngx_http_hpki_fido_refuse(r, fctx,

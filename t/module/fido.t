@@ -131,7 +131,7 @@ sub refused {
 
 sub chal_key { 'hpki:chal:' . b64url(sha256($_[0])) }
 
-plan tests => 51;
+plan tests => 54;
 
 # --- registration options -------------------------------------------------
 
@@ -141,8 +141,12 @@ is($opt->{status}, 200, 'register/options with a code (any case)');
 my $o = $opt->{json};
 is_deeply([$o->{rp}{id}, $o->{rp}{name}], ['localhost', 'HPKI test gateway'],
     'rp from configuration');
-is_deeply($o->{user}, { id => b64url('demo-doctor'), name => 'demo-doctor',
-    displayName => 'Yamada Taro' }, 'user: id is the user handle');
+is_deeply([@{$o->{user}}{qw(name displayName)}], ['demo-doctor', 'Yamada Taro'],
+    'user: name and display name');
+like($o->{user}{id}, qr/^[A-Za-z0-9_-]{43}$/,
+    'user.id: a random 32-byte handle, not the user id');
+is($t->redis('HGET', 'hpki:user:demo-doctor', 'webauthn'), $o->{user}{id},
+    '... kept with the user, the same for every device');
 like($o->{challenge}, qr/^[A-Za-z0-9_-]{43}$/, 'a 32-byte base64url challenge');
 is_deeply([map { $_->{alg} } @{$o->{pubKeyCredParams}}], [-7, -257],
     'ES256 and RS256 offered');
@@ -234,6 +238,9 @@ refused($bad, 403, qr/rpId/, 'login for another rpId');
 
 ($bad) = login($state, authn => { switch('bad-sig') });
 refused($bad, 403, qr/signature does not verify/, 'login with a bad signature');
+
+($bad) = login($state, authn => { 'user-handle' => b64url('x' x 32) });
+refused($bad, 403, qr/does not belong/, 'login with another user handle');
 
 ($bad) = login($state, authn => { switch('no-uv') });
 refused($bad, 403, qr/not verified/, 'login without user verification');
