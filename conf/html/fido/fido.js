@@ -32,6 +32,7 @@
     var checkTimer = null;
     var busy = false;
     var supported = true;
+    var pendingLogin = null;    /* #login=: an OIDC authorization */
 
 
     /* --- base64url ------------------------------------------------------ */
@@ -516,8 +517,18 @@
 
             say('busy', 'Logging in…');
 
-            answer = await postJSON(API.login,
-                                    { credential: credentialJSON(cred) });
+            answer = await postJSON(API.login, pendingLogin
+                ? { credential: credentialJSON(cred), login: pendingLogin }
+                : { credential: credentialJSON(cred) });
+
+            /* an application's OpenID Connect login: back to it */
+
+            if (pendingLogin && typeof answer.redirect_to === 'string') {
+                pendingLogin = null;
+                say('ok', 'Logged in. Returning to the application…');
+                location.assign(answer.redirect_to);
+                return;
+            }
 
             if (typeof answer.access_token !== 'string') {
                 throw new ApiError('The gateway sent no token.', 0,
@@ -605,6 +616,15 @@
 
         params = new URLSearchParams(location.hash.slice(1));
         code = params.get('code');
+
+        /* #login=HANDLE: an application sent the user here to log in */
+
+        if (params.get('login')) {
+            pendingLogin = params.get('login');
+            say('info', 'An application asks you to log in. '
+                + 'Press "Log in with this device".');
+            el.login.focus();
+        }
 
         history.replaceState(history.state, '',
                              location.pathname + location.search);
