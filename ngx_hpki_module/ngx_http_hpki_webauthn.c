@@ -30,7 +30,11 @@
 #define NGX_HTTP_HPKI_WEBAUTHN_COSE_RSA    3
 #define NGX_HTTP_HPKI_WEBAUTHN_COSE_P256   1
 
+#define NGX_HTTP_HPKI_WEBAUTHN_CBOR_DEPTH  8
 
+
+static cbor_item_t *ngx_http_hpki_webauthn_cbor_load(const unsigned char *p,
+    size_t len, size_t *read);
 static int ngx_http_hpki_webauthn_cbor_int(cbor_item_t *item, int64_t *v);
 static cbor_item_t *ngx_http_hpki_webauthn_map_int(cbor_item_t *map,
     int64_t key);
@@ -144,10 +148,9 @@ int
 ngx_http_hpki_webauthn_authdata(const unsigned char *p, size_t len,
     ngx_http_hpki_webauthn_authdata_t *ad, const char **err)
 {
-    size_t                    n;
-    cbor_item_t              *item;
-    const unsigned char      *end;
-    struct cbor_load_result   res;
+    size_t                n;
+    cbor_item_t          *item;
+    const unsigned char  *end;
 
     memset(ad, 0, sizeof(*ad));
 
@@ -186,13 +189,9 @@ ngx_http_hpki_webauthn_authdata(const unsigned char *p, size_t len,
         ad->cred_id_len = n;
         p += n;
 
-        item = cbor_load(p, end - p, &res);
+        item = ngx_http_hpki_webauthn_cbor_load(p, end - p, &n);
 
-        if (item == NULL || res.error.code != CBOR_ERR_NONE) {
-            if (item) {
-                cbor_decref(&item);
-            }
-
+        if (item == NULL) {
             *err = "the credential public key is not valid CBOR";
             return -1;
         }
@@ -205,16 +204,15 @@ ngx_http_hpki_webauthn_authdata(const unsigned char *p, size_t len,
             return -1;
         }
 
-        p += res.read;
+        p += n;
     }
 
     if (ad->flags & NGX_HTTP_HPKI_WEBAUTHN_ED) {
 
-        item = (p < end) ? cbor_load(p, end - p, &res) : NULL;
+        item = (p < end) ? ngx_http_hpki_webauthn_cbor_load(p, end - p, &n)
+                         : NULL;
 
-        if (item == NULL || res.error.code != CBOR_ERR_NONE
-            || !cbor_isa_map(item))
-        {
+        if (item == NULL || !cbor_isa_map(item)) {
             if (item) {
                 cbor_decref(&item);
             }
@@ -224,7 +222,7 @@ ngx_http_hpki_webauthn_authdata(const unsigned char *p, size_t len,
         }
 
         cbor_decref(&item);
-        p += res.read;
+        p += n;
     }
 
     if (p != end) {
@@ -283,10 +281,9 @@ ngx_http_hpki_webauthn_attestation(const unsigned char *obj, size_t len,
     const unsigned char client_data_hash[32],
     ngx_http_hpki_webauthn_attestation_t *att, const char **err)
 {
-    size_t                    n;
-    cbor_item_t              *root, *fmt, *stmt, *authdata;
-    const unsigned char      *p;
-    struct cbor_load_result   res;
+    size_t                n;
+    cbor_item_t          *root, *fmt, *stmt, *authdata;
+    const unsigned char  *p;
 
     memset(att, 0, sizeof(*att));
 
@@ -295,11 +292,9 @@ ngx_http_hpki_webauthn_attestation(const unsigned char *obj, size_t len,
         return -1;
     }
 
-    root = cbor_load(obj, len, &res);
+    root = ngx_http_hpki_webauthn_cbor_load(obj, len, &n);
 
-    if (root == NULL || res.error.code != CBOR_ERR_NONE || res.read != len
-        || !cbor_isa_map(root))
-    {
+    if (root == NULL || n != len || !cbor_isa_map(root)) {
         *err = "attestationObject is not a CBOR map";
         goto failed;
     }
@@ -888,6 +883,243 @@ done:
     BN_free(be);
 
     return key;
+}
+
+
+/*
+ * libcbor's cbor_load() allocates what a map or array header declares
+ * before it reads the items, so 5 bytes can ask for gigabytes.  This scan,
+ * on libcbor's streaming decoder, allocates nothing and admits one item
+ * only if every declared count fits in the bytes left, nesting is at most
+ * NGX_HTTP_HPKI_WEBAUTHN_CBOR_DEPTH, and nothing is indefinite or tagged
+ * (WebAuthn's CBOR is CTAP2 canonical); then cbor_load() parses it.
+ */
+
+typedef struct {
+    size_t       left;                 /* input bytes after this header */
+    size_t       depth;
+    size_t       items[NGX_HTTP_HPKI_WEBAUTHN_CBOR_DEPTH + 1];
+    unsigned     bad:1;
+    unsigned     done:1;
+} ngx_http_hpki_webauthn_scan_t;
+
+
+static void
+ngx_http_hpki_webauthn_scan_item(ngx_http_hpki_webauthn_scan_t *s)
+{
+    while (s->depth > 0) {
+        if (--s->items[s->depth] > 0) {
+            return;
+        }
+
+        s->depth--;
+    }
+
+    s->done = 1;
+}
+
+
+static void
+ngx_http_hpki_webauthn_scan_open(ngx_http_hpki_webauthn_scan_t *s,
+    size_t n)
+{
+    if (n > s->left || s->depth == NGX_HTTP_HPKI_WEBAUTHN_CBOR_DEPTH) {
+        s->bad = 1;
+        return;
+    }
+
+    if (n == 0) {
+        ngx_http_hpki_webauthn_scan_item(s);
+        return;
+    }
+
+    /* the collection counts as an item of its parent once it is read */
+
+    s->items[++s->depth] = n;
+}
+
+
+static void
+ngx_http_hpki_webauthn_scan_array(void *ctx, size_t n)
+{
+    ngx_http_hpki_webauthn_scan_open(ctx, n);
+}
+
+
+static void
+ngx_http_hpki_webauthn_scan_map(void *ctx, size_t n)
+{
+    ngx_http_hpki_webauthn_scan_open(ctx, n > SIZE_MAX / 2 ? SIZE_MAX : 2 * n);
+}
+
+
+static void
+ngx_http_hpki_webauthn_scan_u8(void *ctx, uint8_t v)
+{
+    (void) v;
+
+    ngx_http_hpki_webauthn_scan_item(ctx);
+}
+
+
+static void
+ngx_http_hpki_webauthn_scan_u16(void *ctx, uint16_t v)
+{
+    (void) v;
+
+    ngx_http_hpki_webauthn_scan_item(ctx);
+}
+
+
+static void
+ngx_http_hpki_webauthn_scan_u32(void *ctx, uint32_t v)
+{
+    (void) v;
+
+    ngx_http_hpki_webauthn_scan_item(ctx);
+}
+
+
+static void
+ngx_http_hpki_webauthn_scan_u64(void *ctx, uint64_t v)
+{
+    (void) v;
+
+    ngx_http_hpki_webauthn_scan_item(ctx);
+}
+
+
+static void
+ngx_http_hpki_webauthn_scan_string(void *ctx, cbor_data p, size_t n)
+{
+    (void) p; (void) n;
+
+    ngx_http_hpki_webauthn_scan_item(ctx);
+}
+
+
+static void
+ngx_http_hpki_webauthn_scan_simple(void *ctx)
+{
+    ngx_http_hpki_webauthn_scan_item(ctx);
+}
+
+
+static void
+ngx_http_hpki_webauthn_scan_bool(void *ctx, bool v)
+{
+    (void) v;
+
+    ngx_http_hpki_webauthn_scan_item(ctx);
+}
+
+
+static void
+ngx_http_hpki_webauthn_scan_refuse(void *ctx)
+{
+    ((ngx_http_hpki_webauthn_scan_t *) ctx)->bad = 1;
+}
+
+
+static void
+ngx_http_hpki_webauthn_scan_tag(void *ctx, uint64_t v)
+{
+    (void) v;
+
+    ((ngx_http_hpki_webauthn_scan_t *) ctx)->bad = 1;
+}
+
+
+static void
+ngx_http_hpki_webauthn_scan_float(void *ctx, float v)
+{
+    (void) v;
+
+    ((ngx_http_hpki_webauthn_scan_t *) ctx)->bad = 1;
+}
+
+
+static void
+ngx_http_hpki_webauthn_scan_double(void *ctx, double v)
+{
+    (void) v;
+
+    ((ngx_http_hpki_webauthn_scan_t *) ctx)->bad = 1;
+}
+
+
+static const struct cbor_callbacks  ngx_http_hpki_webauthn_scan_callbacks = {
+    .uint8 = ngx_http_hpki_webauthn_scan_u8,
+    .uint16 = ngx_http_hpki_webauthn_scan_u16,
+    .uint32 = ngx_http_hpki_webauthn_scan_u32,
+    .uint64 = ngx_http_hpki_webauthn_scan_u64,
+    .negint8 = ngx_http_hpki_webauthn_scan_u8,
+    .negint16 = ngx_http_hpki_webauthn_scan_u16,
+    .negint32 = ngx_http_hpki_webauthn_scan_u32,
+    .negint64 = ngx_http_hpki_webauthn_scan_u64,
+    .byte_string = ngx_http_hpki_webauthn_scan_string,
+    .string = ngx_http_hpki_webauthn_scan_string,
+    .byte_string_start = ngx_http_hpki_webauthn_scan_refuse,
+    .string_start = ngx_http_hpki_webauthn_scan_refuse,
+    .indef_array_start = ngx_http_hpki_webauthn_scan_refuse,
+    .array_start = ngx_http_hpki_webauthn_scan_array,
+    .indef_map_start = ngx_http_hpki_webauthn_scan_refuse,
+    .map_start = ngx_http_hpki_webauthn_scan_map,
+    .tag = ngx_http_hpki_webauthn_scan_tag,
+    .float2 = ngx_http_hpki_webauthn_scan_float,
+    .float4 = ngx_http_hpki_webauthn_scan_float,
+    .float8 = ngx_http_hpki_webauthn_scan_double,
+    .undefined = ngx_http_hpki_webauthn_scan_simple,
+    .null = ngx_http_hpki_webauthn_scan_simple,
+    .boolean = ngx_http_hpki_webauthn_scan_bool,
+    .indef_break = ngx_http_hpki_webauthn_scan_refuse,
+};
+
+
+/* one CBOR item from p: the item (cbor_decref() it) and its length */
+
+static cbor_item_t *
+ngx_http_hpki_webauthn_cbor_load(const unsigned char *p, size_t len,
+    size_t *read)
+{
+    size_t                          off;
+    cbor_item_t                    *item;
+    struct cbor_load_result         res;
+    struct cbor_decoder_result      dr;
+    ngx_http_hpki_webauthn_scan_t   s;
+
+    memset(&s, 0, sizeof(s));
+    off = 0;
+
+    while (!s.done && !s.bad && off < len) {
+        s.left = len - off;
+        dr = cbor_stream_decode(p + off, len - off,
+                                &ngx_http_hpki_webauthn_scan_callbacks, &s);
+
+        if (dr.status != CBOR_DECODER_FINISHED || dr.read == 0) {
+            return NULL;
+        }
+
+        off += dr.read;
+    }
+
+    if (!s.done || s.bad) {
+        return NULL;
+    }
+
+    item = cbor_load(p, off, &res);
+
+    if (item == NULL || res.error.code != CBOR_ERR_NONE || res.read != off) {
+        if (item) {
+            cbor_decref(&item);
+        }
+
+        return NULL;
+    }
+
+    *read = off;
+
+    return item;
 }
 
 

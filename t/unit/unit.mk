@@ -19,14 +19,14 @@ MODULE_UNIT_DEPS     = $(MODULE_UNIT_SRC) \
                        ngx_hpki_module/ngx_http_hpki_jws.h \
                        t/unit/unit.mk
 MODULE_UNIT_BINS     = build/t/unit-cert build/t/unit-jws \
-                       build/t/unit-inspect
+                       build/t/unit-inspect build/t/unit-webauthn
 
 .PHONY: module-unit module-unit-test
 
 module-unit: $(MODULE_UNIT_BINS)
 
 module-unit-test: module-unit
-	prove t/unit/cert.t t/unit/jws.t t/unit/inspect.t
+	prove t/unit/cert.t t/unit/jws.t t/unit/inspect.t t/unit/webauthn.t
 
 build/t/unit-cert: t/unit/cert.c $(MODULE_UNIT_DEPS)
 	@mkdir -p $(@D)
@@ -53,6 +53,20 @@ build/t/unit-inspect: t/unit/inspect.c $(MODULE_UNIT_INSPECT_SRC) \
 	$(MODULE_UNIT_CC) $(MODULE_UNIT_CFLAGS) $(EXTRA_CFLAGS) \
 	    -I ngx_hpki_module -o $@ t/unit/inspect.c \
 	    $(MODULE_UNIT_INSPECT_SRC) $(MODULE_UNIT_LIBS)
+
+# ngx_http_hpki_webauthn.c: FIDO (libcbor, libfido2); cases made by
+# t/unit/webauthn_cases.py at test time
+
+MODULE_UNIT_WEBAUTHN_SRC = ngx_hpki_module/ngx_http_hpki_webauthn.c \
+                           ngx_hpki_module/ngx_http_hpki_jws.c
+
+build/t/unit-webauthn: t/unit/webauthn.c t/unit/signd_tap.h \
+    $(MODULE_UNIT_WEBAUTHN_SRC) ngx_hpki_module/ngx_http_hpki_webauthn.h \
+    t/unit/unit.mk
+	@mkdir -p $(@D)
+	$(MODULE_UNIT_CC) $(MODULE_UNIT_CFLAGS) $(EXTRA_CFLAGS) \
+	    -I ngx_hpki_module -I t/unit -o $@ t/unit/webauthn.c \
+	    $(MODULE_UNIT_WEBAUTHN_SRC) $(MODULE_UNIT_LIBS) -lfido2 -lcbor
 
 # when included, do not steal the includer's default goal
 ifneq ($(module_unit_included),)
