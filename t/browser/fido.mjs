@@ -5,9 +5,13 @@
 //
 //   node t/browser/fido.mjs --base http://localhost:PORT --code CODE \
 //       [--user demo-doctor] [--out DIR] [--protected PATH] \
-//       [--sign BASE64-SHA256-DIGEST]
+//       [--sign BASE64-SHA256-DIGEST] \
+//       [--authorize AUTHORIZE-URL --redirect-uri REDIRECT-URI]
 //
 // (or HPKI_BASE_URL, HPKI_ENROLL_CODE, HPKI_FIDO_USER, HPKI_SHOT_DIR).
+// --authorize is an OpenID Connect authorization request of a client that
+// logs in with FIDO, --redirect-uri its redirect URI: the browser opens
+// the first, logs in on the FIDO page and must end at the second.
 // HPKI_CHROMIUM names the browser (default /usr/bin/chromium),
 // HPKI_TEST_TIMEOUT bounds each wait in seconds (default 15).
 //
@@ -35,12 +39,15 @@ const { values: opt } = parseArgs({
         out: { type: 'string', default: process.env.HPKI_SHOT_DIR || '.' },
         protected: { type: 'string', default: '/ehr/record.json' },
         sign: { type: 'string', default: process.env.HPKI_SIGN_DIGEST },
+        authorize: { type: 'string' },
+        'redirect-uri': { type: 'string' },
     },
 });
 
-if (!opt.base || !opt.code) {
+if (!opt.base || !opt.code || !opt.authorize !== !opt['redirect-uri']) {
     console.error('usage: fido.mjs --base URL --code CODE [--user ID] '
-                  + '[--out DIR] [--protected PATH] [--sign DIGEST]');
+                  + '[--out DIR] [--protected PATH] [--sign DIGEST] '
+                  + '[--authorize URL --redirect-uri URI]');
     process.exit(2);
 }
 
@@ -95,6 +102,31 @@ async function sessionView(page) {
         session_storage: sessionStorage.getItem(key),
         local_storage_keys: Object.keys(localStorage),
     }), 'hpki.fido.session');
+}
+
+// once a stored session's token has been checked (the page checks it as
+// it loads), so that what it shows no longer changes by itself
+async function settledPage(page) {
+    await page.waitForFunction(() =>
+        document.getElementById('session').hidden
+        || document.getElementById('token-status').dataset.state
+            !== 'checking', null, { timeout: TIMEOUT });
+}
+
+// what a person sees on the page: the message, and which parts are shown
+async function pageView(page) {
+    return {
+        url: page.url(),
+        message: await page.evaluate(() => {
+            const m = document.getElementById('message');
+            return { state: m.dataset.state, text: m.textContent };
+        }),
+        login_button_visible: await page.isVisible('#login'),
+        login_button_enabled: await page.isEnabled('#login'),
+        session_visible: await page.isVisible('#session'),
+        name: await page.textContent('#name'),
+        token_status: await page.textContent('#token-status'),
+    };
 }
 
 // a request from the page, as an application on the same origin makes it
@@ -168,10 +200,11 @@ try {
         }
         // the API's answers, for the log when something fails
         if (/\/hpki\/(fido\/(register|login)(\/options)?|whoami|revoke|sign)$/
-            .test(r.url()))
+            .test(r.url()) || /\/hpki\/authorize\?/.test(r.url()))
         {
             const body = (await r.text().catch(() => '')).trim();
             log(r.request().method(), r.url(), r.status(),
+                r.headers().location || '',
                 body.length > 600 ? body.slice(0, 600) + '...' : body);
         }
     });
@@ -295,7 +328,92 @@ try {
                         + logged2.text);
     }
 
-    // 7. the token revoked elsewhere: "Check again" says so
+    // 7. an application's OpenID Connect login: its authorization request
+    //    (a client that logs in with FIDO) is sent on to this page with a
+    //    handle in the fragment; the person is still logged in here (the
+    //    session of step 6 is in this tab's sessionStorage)
+    let handle = null;
+    if (opt.authorize) {
+        step = 'application login';
+        const rp = opt['redirect-uri'];
+        const arrival = await page.goto(opt.authorize,
+                                        { waitUntil: 'load',
+                                          timeout: TIMEOUT });
+        await page.waitForSelector('html[data-ready="true"]',
+                                   { state: 'attached', timeout: TIMEOUT });
+        await settledPage(page);
+
+        // the authorize endpoint's answer: the redirect to the page
+        const authz = arrival && arrival.request().redirectedFrom();
+        const authz_res = authz && await authz.response();
+        const sent_to = authz_res ? authz_res.headers().location || null
+                                  : null;
+        if (sent_to) {
+            const m = /#login=([^&]+)/.exec(sent_to);
+            handle = m ? decodeURIComponent(m[1]) : null;
+        }
+        const asked = await pageView(page);
+        const app = report.steps.app_login = {
+            authorize_status: authz_res ? authz_res.status() : null,
+            sent_to,
+            handle,
+            arrived: asked,
+        };
+        await page.screenshot({ path: join(opt.out, 'fido-app-login.png'),
+                                fullPage: true });
+        log('application login:', app.authorize_status, sent_to,
+            asked.message.text);
+        if (!asked.login_button_visible) {
+            throw new Error('an application sent the browser here, and '
+                            + 'there is no "Log in with this device" button');
+        }
+
+        // "Log in with this device": back to the application with a code
+        const answered = page.waitForResponse((r) =>
+            r.url() === `${PAGE}login` && r.request().method() === 'POST');
+        const called_back = page.waitForResponse((r) =>
+            r.url().startsWith(rp) && r.request().isNavigationRequest());
+        // awaited below, or not at all when the login fails
+        answered.catch(() => {});
+        called_back.catch(() => {});
+        await page.click('#login');
+        const login_res = await answered;
+        app.login_status = login_res.status();
+        if (login_res.status() !== 200) {
+            const m = await settledMessage(page);
+            throw new Error(`the login for the application failed: `
+                            + `${login_res.status()} ${m.text}`);
+        }
+        const back = await called_back;
+        await page.waitForURL((u) => u.href.startsWith(rp),
+                              { waitUntil: 'load', timeout: TIMEOUT });
+        await page.screenshot({ path: join(opt.out, 'fido-app-back.png'),
+                                fullPage: true });
+        app.callback = {
+            url: page.url(),
+            status: back.status(),
+            text: (await page.textContent('body')).trim(),
+        };
+        log('back at the application:', page.url());
+
+        // 8. the same handle again (the page reloaded with it): the
+        //    authorization is used, and the page says what the gateway says
+        step = 'application login again';
+        await openPage(page, `${PAGE}#login=${encodeURIComponent(handle)}`);
+        await settledPage(page);
+        const again_asked = await pageView(page);
+        await page.click('#login');
+        const again = await settledMessage(page);
+        report.steps.app_login_again = {
+            arrived: again_asked,
+            message: again,
+            url: page.url(),
+        };
+        await page.screenshot({ path: join(opt.out, 'fido-app-again.png'),
+                                fullPage: true });
+    }
+
+    // 9. the token revoked elsewhere: "Check again" says so
     step = 'revoked elsewhere';
     const revoke = await fetchFromPage(page, '/hpki/revoke', null, {
         method: 'POST',
@@ -317,7 +435,7 @@ try {
     await page.screenshot({ path: join(opt.out, 'fido-revoked.png'),
                             fullPage: true });
 
-    // 8. what the authenticator holds
+    // 10. what the authenticator holds
     step = 'credentials';
     const { credentials } = await cdp.send('WebAuthn.getCredentials',
                                            { authenticatorId });

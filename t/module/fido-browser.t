@@ -15,12 +15,22 @@
 # elsewhere as such.  The page is served under Content-Security-Policy:
 # default-src 'self', and must cause no violation.
 #
+# Then an application logs in through the OpenID Connect provider: its
+# client logs in with FIDO, so the authorize endpoint sends the browser to
+# the page (#login=HANDLE); the page asks, "Log in with this device" goes
+# back to the application's redirect URI with a code and its state; the
+# code is redeemed here (client_secret_basic, PKCE) for an ID token with
+# amr ["fido"], acr urn:hpki:fido and the nonce.  The same #login link
+# opened again shows the gateway's error: a handle is used once.
+#
 # The origin is http://localhost:PORT: a secure context, as WebAuthn needs,
 # without a certificate the browser would have to trust.
 #
 # Skips when node or chromium is missing (scripts/deps.sh installs both).
 # HPKI_SHOT_DIR=DIR keeps the screenshots (fido-register.png,
-# fido-session.png, fido-revoked.png; fido-failure.png when a step failed).
+# fido-session.png, fido-app-login.png, fido-app-back.png,
+# fido-app-again.png, fido-revoked.png; fido-failure.png when a step
+# failed).
 
 use strict;
 use warnings;
@@ -36,7 +46,7 @@ use JSON::PP;
 use POSIX qw(WNOHANG);
 use Time::HiRes qw(sleep time);
 
-use Hpki::Test qw(b64 b64url unb64 jwt_claims);
+use Hpki::Test qw(b64 b64url unb64 unb64url jwt_claims);
 use HpkiModule qw(gateway_conf);
 
 binmode Test::More->builder->$_, ':encoding(UTF-8)'
@@ -82,15 +92,33 @@ my $t = Hpki::Test->new(need => [qw(module signd admin)])
 
 my $origin = 'http://localhost:' . $t->port('http');
 
+# an application (an OpenID Connect client) whose users log in with FIDO;
+# its redirect URI is a location of the plain-HTTP server below
+my $RP_CB = "$origin/rp/cb";
+my $RP_TEXT = 'the application has its code';
+my %client = (client_id => 'ehr-fido',
+    client_secret => 'fido-secret-' . unpack('H*', random_bytes(16)),
+    redirect_uris => [$RP_CB], login => 'fido');
+open my $cfh, '>', $t->testdir . '/clients.json' or die $!;
+print $cfh encode_json({ clients => [\%client] });
+close $cfh;
+
 # a protected resource of an application behind the gateway
 mkdir $t->testdir . '/ehr' or die $!;
 open my $fh, '>', $t->testdir . '/ehr/record.json' or die $!;
 print $fh qq({"record":"demo"}\n);
 close $fh;
 
-# the usual TLS gateway, and beside it the plain-HTTP server the browser
-# talks to: the page, the four FIDO endpoints, and protected locations
-my $conf = gateway_conf(server => <<'CONF');
+# the usual TLS gateway (with the token endpoint the application calls),
+# and beside it the plain-HTTP server the browser talks to: the page, the
+# four FIDO endpoints, protected locations, the authorize endpoint and the
+# application's redirect URI
+my $conf = gateway_conf(http => <<'HTTP', server => <<'CONF');
+    hpki_oidc_clients %%TESTDIR%%/clients.json;
+HTTP
+        location = /hpki/token {
+            hpki_oidc_token;
+        }
     }
 
     server {
@@ -145,6 +173,18 @@ my $conf = gateway_conf(server => <<'CONF');
             hpki_sign_pass hpki_signd;
         }
 
+        # the application's login: FIDO clients go to the page
+        location = /hpki/authorize {
+            hpki_oidc_authorize;
+            hpki_oidc_method_url fido /hpki/fido/;
+        }
+
+        # the application's redirect URI
+        location = /rp/cb {
+            default_type text/plain;
+            return 200 "the application has its code\n";
+        }
+
         location /ehr/ {
             hpki_auth on;
             alias %%TESTDIR%%/ehr/;
@@ -174,7 +214,7 @@ if ($admin->{rc} != 0 && $admin->{err} =~ /usage/
     plan skip_all => 'hpki-admin has no enroll-code command yet';
 }
 
-plan tests => 54;
+plan tests => 85;
 
 is $admin->{rc}, 0, 'hpki-admin enroll-code' or diag $admin->{err};
 my $enrol = eval { decode_json($admin->{out}) } // {};
@@ -187,9 +227,21 @@ is $enrol->{url}, "$origin/hpki/fido/#code=$code",
 # the browser
 
 my $digest = sha256('prescription signed after a FIDO login');
+
+# the application's authorization request, with PKCE and a nonce
+my $state = b64url(random_bytes(16));
+my $nonce = b64url(random_bytes(16));
+my $verifier = b64url(random_bytes(32));
+my $authorize = "$origin/hpki/authorize?response_type=code"
+    . "&client_id=$client{client_id}&redirect_uri=" . uri_escape($RP_CB)
+    . "&scope=openid&state=$state&nonce=$nonce"
+    . '&code_challenge=' . b64url(sha256($verifier))
+    . '&code_challenge_method=S256';
+
 my $run = run_browser('--base', $origin, '--code', $code,
     '--user', 'demo-doctor', '--out', $ENV{HPKI_SHOT_DIR} // $t->testdir,
-    '--sign', b64($digest));
+    '--sign', b64($digest),
+    '--authorize', $authorize, '--redirect-uri', $RP_CB);
 my $r = $run->{report} // {};
 my $s = $r->{steps} // {};
 
@@ -270,13 +322,87 @@ is $fb->{name}, $NAME, "... the holder's name";
 is $fb->{protected}{status}, 200, '... the new token works';
 ok !$fb->{same_token}, '... and it is a new one';
 
-# 6. revoked elsewhere
+# 6. an application's OpenID Connect login, with this device
+my $app = $s->{app_login} // {};
+is $app->{authorize_status}, 302,
+    "the application's authorization request: a redirect";
+like $app->{sent_to} // '',
+    qr{^(\Q$origin\E)?/hpki/fido/#login=[A-Za-z0-9_-]{43}$},
+    '... to the FIDO page, a handle in the fragment';
+my $arrived = $app->{arrived} // {};
+is $arrived->{url}, "$origin/hpki/fido/",
+    '... the handle taken out of the address bar';
+is $arrived->{message}{state}, 'info', 'the page says what is asked'
+    or diag explain $arrived;
+like $arrived->{message}{text} // '', qr/^An application asks you to log in/,
+    '... "An application asks you to log in"';
+ok $arrived->{login_button_visible} && $arrived->{login_button_enabled},
+    '... with "Log in with this device" to press, though logged in here';
+is $app->{login_status}, 200, 'the login for the application: 200';
+
+my $cb = $app->{callback} // {};
+my ($cb_base, $cb_query) = split /\?/, $cb->{url} // '', 2;
+my %cbq = query_params($cb_query);
+is $cb_base, $RP_CB, '... and the browser is back at the redirect URI';
+is $cb->{status}, 200, '... which answers';
+is $cb->{text}, $RP_TEXT, '... the application\'s page is shown';
+like $cbq{code} // '', qr/^[A-Za-z0-9_-]{20,}$/, '... with a code';
+is $cbq{state}, $state, '... the same state';
+is $cbq{iss}, $t->token_issuer, '... and iss (RFC 9207)';
+
+# the application redeems the code (client_secret_basic, PKCE)
+my $redeem = sub {
+    my ($code) = @_;
+    return $t->http(POST => '/hpki/token',
+        headers => {
+            Authorization => 'Basic '
+                . b64("$client{client_id}:$client{client_secret}"),
+            'Content-Type' => 'application/x-www-form-urlencoded',
+        },
+        body => 'grant_type=authorization_code&code=' . uri_escape($code)
+            . '&redirect_uri=' . uri_escape($RP_CB)
+            . '&code_verifier=' . $verifier);
+};
+my $tok = $redeem->($cbq{code} // '');
+is $tok->{status}, 200, 'the code redeemed at /hpki/token: 200'
+    or diag $tok->{body};
+my $id_token = $tok->{json}{id_token} // '';
+ok verify_jws($id_token),
+    "... an ID token that openssl verifies with the gateway's key";
+my $idc = jwt_claims($id_token) // {};
+is $idc->{iss}, $t->token_issuer, '... iss';
+is $idc->{aud}, $client{client_id}, '... aud: the client';
+is $idc->{sub}, 'demo-doctor', '... sub: the user';
+is $idc->{nonce}, $nonce, '... the nonce';
+is_deeply $idc->{amr}, ['fido'], '... amr: ["fido"]';
+is $idc->{acr}, 'urn:hpki:fido', '... acr: urn:hpki:fido';
+is $idc->{hpki_role}, $ROLE, '... hpki_role';
+my $who = $t->http(GET => '/whoami', token => $tok->{json}{access_token});
+is $who->{status}, 200, '... and the access token is accepted';
+is $who->{json}{auth_method}, 'fido', '... as a FIDO login';
+my $reuse = $redeem->($cbq{code} // '');
+is $reuse->{status}, 400, 'the code is used once';
+is $reuse->{json}{error}, 'invalid_grant', '... invalid_grant';
+is $t->http(GET => '/whoami', token => $tok->{json}{access_token})->{status},
+    401, '... and the tokens issued from it are revoked';
+
+# the page opened again with the same handle: single use
+my $replay = $s->{app_login_again} // {};
+like $replay->{arrived}{message}{text} // '',
+    qr/^An application asks you to log in/,
+    'the same #login link again: the page asks again';
+is $replay->{message}{state}, 'error', '... but the login shows an error';
+like $replay->{message}{text} // '', qr/unknown, expired or already used/,
+    "... the gateway's: " . ($replay->{message}{text} // '');
+is $replay->{url}, "$origin/hpki/fido/", '... and the page stays';
+
+# 7. revoked elsewhere
 my $rv = $s->{revoked} // {};
 is $rv->{revoke_status}, 200, 'revoked elsewhere (RFC 7009)';
 is $rv->{token_status}{state}, 'invalid', '"Check again": invalid';
 is $rv->{token_status}{text}, 'expired / revoked', '... "expired / revoked"';
 
-# 7. the authenticator and the gateway agree on the credential
+# 8. the authenticator and the gateway agree on the credential
 my @creds = @{$s->{credentials} // []};
 is scalar @creds, 1, 'the authenticator holds one credential';
 my $c = $creds[0] // {};
@@ -290,10 +416,52 @@ is $t->redis('HGET', "hpki:fido:$h", 'user'), 'demo-doctor',
 is $t->redis('HGET', "hpki:fido:$h", 'count'), $c->{signCount},
     '... and the last signature counter';
 
-# 8. the page under Content-Security-Policy: default-src 'self'
+# 9. the page under Content-Security-Policy: default-src 'self'
 is_deeply $r->{csp_violations}, [], 'no Content-Security-Policy violation';
 is_deeply $r->{page_errors}, [], 'no JavaScript error';
 
+
+sub random_bytes {
+    my ($n) = @_;
+    open my $fh, '<:raw', '/dev/urandom' or die "/dev/urandom: $!";
+    read($fh, my $buf, $n) == $n or die "/dev/urandom: short read";
+    return $buf;
+}
+
+sub uri_escape {
+    my ($s) = @_;
+    $s =~ s/([^A-Za-z0-9._~-])/sprintf '%%%02X', ord $1/ge;
+    return $s;
+}
+
+sub query_params {
+    my ($q) = @_;
+    my %p;
+    for (split /&/, $q // '') {
+        my ($k, $v) = map { my $x = $_ // ''; $x =~ tr/+/ /;
+            $x =~ s/%([0-9A-Fa-f]{2})/chr hex $1/ge; $x } split /=/, $_, 2;
+        $p{$k} = $v;
+    }
+    return %p;
+}
+
+# an RS256 JWS checked with openssl against the gateway's public key
+sub verify_jws {
+    my ($jws) = @_;
+    my ($h, $p, $sig) = split /\./, $jws // '';
+    return 0 unless defined $sig;
+    my $hdr = eval { decode_json(unb64url($h)) } // {};
+    return 0 unless ($hdr->{alg} // '') eq 'RS256';
+    my $d = $t->testdir;
+    for (["$d/id_token.in", "$h.$p"], ["$d/id_token.sig", unb64url($sig)]) {
+        open my $fh, '>:raw', $_->[0] or die "$_->[0]: $!";
+        print $fh $_->[1];
+        close $fh;
+    }
+    my $pub = $t->token_public_key;
+    my $out = `openssl dgst -sha256 -verify '$pub' -signature '$d/id_token.sig' '$d/id_token.in' 2>&1`;
+    return $? == 0 && $out =~ /Verified OK/;
+}
 
 # node t/browser/fido.mjs ARGS, in its own process group, bounded in time:
 # { rc, report (the decoded stdout), stderr }

@@ -333,7 +333,8 @@
         var loggedIn = s !== null;
 
         el.session.hidden = !loggedIn;
-        el.loginSection.hidden = loggedIn;
+        /* an application's login needs the button, logged in here or not */
+        el.loginSection.hidden = loggedIn && pendingLogin === null;
         el.registerSection.hidden = loggedIn;
 
         if (!loggedIn) {
@@ -401,7 +402,11 @@
         if (res.status === 401) {
             tokenStatus('invalid', 'expired / revoked');
             el.loginSection.hidden = false;
-            say('info', 'Log in again with this device for a new token.');
+            if (pendingLogin === null) {
+                /* else the application's request stays on the page */
+                say('info', 'Log in again with this device for a new '
+                    + 'token.');
+            }
             return;
         }
 
@@ -621,6 +626,7 @@
 
         if (params.get('login')) {
             pendingLogin = params.get('login');
+            el.loginSection.hidden = false;
             say('info', 'An application asks you to log in. '
                 + 'Press "Log in with this device".');
             el.login.focus();
