@@ -194,7 +194,6 @@ static const char  ngx_http_hpki_fido_register_script[] =
     "if ARGV[1] ~= '' then "
     NGX_HTTP_HPKI_FIDO_CODE_CHECK
     "  if e[1] ~= ARGV[2] then return {'unknown'} end "
-    "  redis.call('DEL', KEYS[1]) "
     "elseif redis.call('GET', KEYS[1]) ~= ARGV[2] then "
     "  return {'revoked'} "
     "end "
@@ -202,6 +201,7 @@ static const char  ngx_http_hpki_fido_register_script[] =
     "  return {'disabled'} end "
     "if redis.call('EXISTS', KEYS[2]) == 1 then return {'exists'} end "
     "if redis.call('SCARD', KEYS[3]) >= 16 then return {'full'} end "
+    "if ARGV[1] ~= '' then redis.call('DEL', KEYS[1]) end "
     "redis.call('HSET', KEYS[2], 'user', ARGV[2], 'id', ARGV[3], "
     "  'alg', ARGV[4], 'key', ARGV[5], 'count', ARGV[6], 'fmt', ARGV[7], "
     "  'aaguid', ARGV[8], 'created', ARGV[9]) "
@@ -294,7 +294,8 @@ ngx_http_hpki_fido_merge_conf(ngx_conf_t *cf, ngx_http_hpki_fido_conf_t *prev,
 
         for (i = 0; i < conf->origins->nelts; i++) {
             if (ngx_strncmp(origin[i].data, "https://", 8) != 0
-                && ngx_strncmp(origin[i].data, "http://localhost", 16) != 0)
+                && !(ngx_strncmp(origin[i].data, "http://localhost", 16) == 0
+                     && (origin[i].len == 16 || origin[i].data[16] == ':')))
             {
                 ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                    "hpki_fido_origin \"%V\" must be https "
@@ -310,6 +311,43 @@ ngx_http_hpki_fido_merge_conf(ngx_conf_t *cf, ngx_http_hpki_fido_conf_t *prev,
                            "hpki_fido needs hpki_fido_rp_id and "
                            "hpki_fido_origin");
         return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* "hpki_fido_origin ORIGIN ...;": each as the browser reports it */
+
+char *
+ngx_http_hpki_fido_origin(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_hpki_loc_conf_t  *hlcf = conf;
+
+    ngx_str_t   *value, *o;
+    ngx_uint_t   i;
+
+    if (hlcf->fido.origins == NGX_CONF_UNSET_PTR) {
+        hlcf->fido.origins = ngx_array_create(cf->pool, 2, sizeof(ngx_str_t));
+        if (hlcf->fido.origins == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (value[i].len == 0 || value[i].data[value[i].len - 1] == '/') {
+            return "takes origins: scheme://host[:port], no path";
+        }
+
+        o = ngx_array_push(hlcf->fido.origins);
+        if (o == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *o = value[i];
     }
 
     return NGX_CONF_OK;
@@ -370,6 +408,10 @@ ngx_http_hpki_fido_handler(ngx_http_request_t *r)
     ngx_http_hpki_loc_conf_t  *hlcf;
     ngx_http_hpki_fido_ctx_t  *fctx;
 
+    if (ngx_http_hpki_get_ctx(r) == NULL) {     /* errors in JSON */
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     if (r->method != NGX_HTTP_POST) {
         return NGX_HTTP_NOT_ALLOWED;
     }
@@ -419,7 +461,7 @@ ngx_http_hpki_fido_body(ngx_http_request_t *r)
     /* login/options may come with no body at all */
 
     if (fctx->op == NGX_HTTP_HPKI_FIDO_LOGIN_OPTIONS
-        && (r->request_body == NULL || r->request_body->bufs == NULL))
+        && r->headers_in.content_length_n <= 0 && !r->headers_in.chunked)
     {
         fctx->body = json_object();
         rc = fctx->body ? NGX_OK : NGX_HTTP_INTERNAL_SERVER_ERROR;

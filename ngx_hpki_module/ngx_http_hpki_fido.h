@@ -36,6 +36,8 @@ void ngx_http_hpki_fido_create_conf(ngx_http_hpki_fido_conf_t *conf);
 char *ngx_http_hpki_fido_merge_conf(ngx_conf_t *cf,
     ngx_http_hpki_fido_conf_t *prev, ngx_http_hpki_fido_conf_t *conf);
 char *ngx_http_hpki_fido(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_http_hpki_fido_origin(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 
 
 extern ngx_conf_enum_t  ngx_http_hpki_fido_uv_values[];

@@ -337,9 +337,9 @@ static ngx_command_t  ngx_http_hpki_commands[] = {
 
     { ngx_string("hpki_fido_origin"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
-      ngx_conf_set_str_array_slot,
+      ngx_http_hpki_fido_origin,
       NGX_HTTP_LOC_CONF_OFFSET,
-      offsetof(ngx_http_hpki_loc_conf_t, fido.origins),
+      0,
       NULL },
 
     { ngx_string("hpki_fido_user_verification"),

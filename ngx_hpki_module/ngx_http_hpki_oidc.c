@@ -1378,15 +1378,30 @@ static ngx_http_hpki_oidc_method_t *
 ngx_http_hpki_oidc_select(ngx_http_hpki_oidc_client_t *cl,
     ngx_str_t *acr_values, ngx_uint_t native)
 {
+    u_char                       *p, *end, *word;
     ngx_http_hpki_oidc_method_t  *m;
 
     if (acr_values->len) {
-        for (m = ngx_http_hpki_oidc_methods; m->name; m++) {
-            if ((cl->logins & m->bit)
-                && ngx_http_hpki_oidc_has_word(acr_values, m->acr))
-            {
-                return m;
+        p = acr_values->data;
+        end = p + acr_values->len;
+
+        while (p < end) {
+            word = p;
+
+            while (p < end && *p != ' ') {
+                p++;
             }
+
+            for (m = ngx_http_hpki_oidc_methods; m->name; m++) {
+                if ((cl->logins & m->bit)
+                    && (size_t) (p - word) == ngx_strlen(m->acr)
+                    && ngx_strncmp(word, m->acr, p - word) == 0)
+                {
+                    return m;
+                }
+            }
+
+            p++;
         }
 
         return NULL;

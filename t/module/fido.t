@@ -131,7 +131,7 @@ sub refused {
 
 sub chal_key { 'hpki:chal:' . b64url(sha256($_[0])) }
 
-plan tests => 54;
+plan tests => 57;
 
 # --- registration options -------------------------------------------------
 
@@ -278,6 +278,17 @@ refused(post('/hpki/fido/login', { credential => { %$c1,
     400, qr/clientDataJSON type/, 'clientDataJSON of the wrong shape');
 refused(post('/hpki/fido/login/options', { user => 'a b' }), 400,
     qr/user must match/, 'login/options with a malformed user');
+
+# a second configured origin; a GET; an empty login/options body
+
+($s1, $bad) = login($state, authn => { origin => 'https://other.example' });
+is($s1->{status}, 200, 'the second hpki_fido_origin is accepted too');
+my $get = $t->http(GET => '/hpki/fido/login');
+is_deeply([$get->{status}, $get->{json}{error}], [405, 'invalid_request'],
+    'a GET gets 405, in JSON');
+is($t->http(POST => '/hpki/fido/login/options', body => '',
+        headers => { 'Content-Type' => 'application/json' })->{status},
+    200, 'login/options with an empty body (Content-Length: 0)');
 
 # an unknown credential
 

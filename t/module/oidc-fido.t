@@ -74,7 +74,7 @@ CONF
 CONF
     ->start_nginx;
 
-plan tests => 24;
+plan tests => 25;
 
 link_card($t, 'demo-doctor', 'doctor_auth');
 $t->redis('HSET', 'hpki:user:demo-doctor', 'name', 'Taro Yamada',
@@ -151,6 +151,13 @@ like($res->{location} // '', qr/^\Q$jpki_url\E\?.*client_id=ehr-any/,
     'acr_values=urn:hpki:jpki: sent on to the JPKI endpoint as it came');
 like($res->{location} // '', qr/acr_values=urn%3Ahpki%3Ajpki/,
     '... with acr_values, so it is not sent back');
+
+$res = run_rp(client_id => 'ehr-any',
+    acr_values => 'urn:hpki:jpki urn:hpki:fido',
+    client_secret => $clients[1]{client_secret},
+    redirect_uri => 'https://any.example/cb');
+like($res->{location} // '', qr/^\Q$jpki_url\E\?/,
+    'acr_values are tried in the order given: JPKI first');
 
 # --- a JPKI client at the card endpoint, and refusals ------------------------
 
