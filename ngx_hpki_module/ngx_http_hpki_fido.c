@@ -272,8 +272,10 @@ char *
 ngx_http_hpki_fido_merge_conf(ngx_conf_t *cf, ngx_http_hpki_fido_conf_t *prev,
     ngx_http_hpki_fido_conf_t *conf)
 {
-    ngx_str_t  *origin;
-    ngx_uint_t  i;
+    size_t       len;
+    u_char      *host, *end;
+    ngx_str_t   *origin;
+    ngx_uint_t   i;
 
     ngx_conf_merge_str_value(conf->rp_id, prev->rp_id, "");
     ngx_conf_merge_str_value(conf->rp_name, prev->rp_name, "HPKI gateway");
@@ -301,6 +303,28 @@ ngx_http_hpki_fido_merge_conf(ngx_conf_t *cf, ngx_http_hpki_fido_conf_t *prev,
                                    "hpki_fido_origin \"%V\" must be https "
                                    "(or http://localhost, for tests)",
                                    &origin[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            /* a browser accepts an rp id that is the host or a parent */
+
+            host = (u_char *) ngx_strstr(origin[i].data, "://") + 3;
+            end = ngx_strlchr(host, origin[i].data + origin[i].len, ':');
+            len = (end ? end : origin[i].data + origin[i].len) - host;
+
+            if (conf->rp_id.len
+                && !(len == conf->rp_id.len
+                     && ngx_strncasecmp(host, conf->rp_id.data, len) == 0)
+                && !(len > conf->rp_id.len
+                     && host[len - conf->rp_id.len - 1] == '.'
+                     && ngx_strncasecmp(host + len - conf->rp_id.len,
+                                        conf->rp_id.data, conf->rp_id.len)
+                        == 0))
+            {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "hpki_fido_origin \"%V\" is not on "
+                                   "hpki_fido_rp_id \"%V\" or a subdomain "
+                                   "of it", &origin[i], &conf->rp_id);
                 return NGX_CONF_ERROR;
             }
         }

@@ -151,7 +151,7 @@ sub curl {
         $env{HPKI_SERVER_CA}, '-w', '\n%{http_code}', @args);
     my ($body, $status) = $r->{out} =~ /^(.*)\n(\d+)$/s;
     return { status => $status // 0, body => $body,
-        json => eval { JSON::PP::decode_json($body) } };
+        json => scalar eval { JSON::PP::decode_json($body) } };
 }
 
 sub pidof {

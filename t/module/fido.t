@@ -36,7 +36,7 @@ my $origin = 'https://localhost:' . $t->port('https');
 my $conf = gateway_conf(http => <<"CONF", server => <<'CONF');
     hpki_fido_rp_id          localhost;
     hpki_fido_rp_name        "HPKI test gateway";
-    hpki_fido_origin         $origin https://other.example;
+    hpki_fido_origin         $origin https://app.localhost:8443;
     hpki_fido_challenge_ttl  60s;
 CONF
         location = /hpki/fido/register/options {
@@ -281,7 +281,7 @@ refused(post('/hpki/fido/login/options', { user => 'a b' }), 400,
 
 # a second configured origin; a GET; an empty login/options body
 
-($s1, $bad) = login($state, authn => { origin => 'https://other.example' });
+($s1, $bad) = login($state, authn => { origin => "https://app.localhost:8443" });
 is($s1->{status}, 200, 'the second hpki_fido_origin is accepted too');
 my $get = $t->http(GET => '/hpki/fido/login');
 is_deeply([$get->{status}, $get->{json}{error}], [405, 'invalid_request'],
