@@ -20,10 +20,12 @@
 #define NGX_HTTP_HPKI_CSC_OID_RSA      "1.2.840.113549.1.1.1"
 #define NGX_HTTP_HPKI_CSC_OID_RSA_PSS  "1.2.840.113549.1.1.10"
 
-#define NGX_HTTP_HPKI_CSC_PSS_DER_MAX  512    /* signAlgoParams, decoded */
-
 #define ngx_http_hpki_csc_base64_encoded_length(len)  (((len) + 2) / 3 * 4)
 #define ngx_http_hpki_csc_base64_decoded_length(len)  (((len) + 3) / 4 * 3)
+
+/* signAlgoParams: base64 of up to 512 bytes, 684 characters */
+#define NGX_HTTP_HPKI_CSC_PSS_TEXT_MAX                                       \
+    ngx_http_hpki_csc_base64_encoded_length(512)
 
 #define NGX_HTTP_HPKI_CSC_TIME_MAX                                           \
     ((time_t) (sizeof(time_t) == 8 ? INT64_MAX : INT32_MAX))
@@ -44,7 +46,7 @@ static int ngx_http_hpki_csc_digests(ngx_http_hpki_csc_req_t *req,
 static int ngx_http_hpki_csc_hash_list(ngx_http_hpki_csc_req_t *req,
     json_t *hashes);
 static int ngx_http_hpki_csc_decode_base64(const char *src, size_t len,
-    unsigned char *dst, size_t *dlen);
+    unsigned char *dst, size_t size, size_t *dlen);
 static time_t ngx_http_hpki_csc_atotm(const char *line, size_t n);
 static int ngx_http_hpki_csc_bad(ngx_http_hpki_csc_req_t *req,
     const char *description);
@@ -421,18 +423,26 @@ ngx_http_hpki_csc_pss_hash(json_t *params,
     ASN1_TYPE            *param;
     X509_ALGOR           *mgf_hash;
     const char           *text;
-    unsigned char         der[NGX_HTTP_HPKI_CSC_PSS_DER_MAX];
+    unsigned char         der[ngx_http_hpki_csc_base64_decoded_length(
+                                  NGX_HTTP_HPKI_CSC_PSS_TEXT_MAX)];
     RSA_PSS_PARAMS       *pss;
     const unsigned char  *p;
 
     text = json_string_value(params);
     len = json_string_length(params);
 
-    if (len > ngx_http_hpki_csc_base64_encoded_length(sizeof(der))) {
+    /*
+     * 684 characters without "=" decode to 513 bytes: der holds what the
+     * longest text accepted decodes to
+     */
+
+    if (len > NGX_HTTP_HPKI_CSC_PSS_TEXT_MAX) {
         return -1;
     }
 
-    if (ngx_http_hpki_csc_decode_base64(text, len, der, &dlen) != 0) {
+    if (ngx_http_hpki_csc_decode_base64(text, len, der, sizeof(der), &dlen)
+        != 0)
+    {
         return -1;
     }
 
@@ -551,7 +561,7 @@ ngx_http_hpki_csc_digests(ngx_http_hpki_csc_req_t *req, json_t *hashes,
 
         if (!json_is_string(h) || json_string_length(h) != len
             || ngx_http_hpki_csc_decode_base64(json_string_value(h), len,
-                                               buf, &dlen)
+                                               buf, sizeof(buf), &dlen)
                != 0
             || dlen != req->hash_alg->len)
         {
@@ -614,12 +624,13 @@ ngx_http_hpki_csc_hash_list(ngx_http_hpki_csc_req_t *req, json_t *hashes)
 /*
  * Standard base64 as nginx's ngx_decode_base64() reads it: decoding stops
  * at the first "=" and what follows is not looked at; the trailing bits
- * are not checked.  dst must hold base64_decoded_length(len) bytes.
+ * are not checked.  -1 if not base64, or if the bytes would not fit in
+ * "size" (callers size dst for the longest text they accept).
  */
 
 static int
 ngx_http_hpki_csc_decode_base64(const char *src, size_t len,
-    unsigned char *dst, size_t *dlen)
+    unsigned char *dst, size_t size, size_t *dlen)
 {
     size_t                n;
     unsigned char        *d;
@@ -656,7 +667,7 @@ ngx_http_hpki_csc_decode_base64(const char *src, size_t len,
         }
     }
 
-    if (n % 4 == 1) {
+    if (n % 4 == 1 || n / 4 * 3 + (n % 4 ? n % 4 - 1 : 0) > size) {
         return -1;
     }
 

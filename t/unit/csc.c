@@ -493,7 +493,8 @@ t_authorize(void)
 static void
 t_sign(void)
 {
-    char  *body;
+    char    *body, *p, buf[1024], name[64];
+    size_t   n;
 
     t_accept(T_SIGN, T_SIGN_PRE "\"hashes\":[\"" T_H256 "\"],"
              "\"signAlgo\":" T_RSA256 "}", "signHash sha256WithRSAEncryption");
@@ -661,6 +662,23 @@ t_sign(void)
              "\"signAlgo\":" T_RSA_PSS ",\"signAlgoParams\":" T_PSS384
              ",\"hashAlgorithmOID\":" T_OID256 "}",
              T_PSS_BAD, "signHash PSS SHA-384 params, SHA-256 OID");
+
+    /*
+     * signAlgoParams of 684 characters without "=" are 513 bytes: they
+     * once overflowed a 512-byte buffer (fuzz/regressions/csc/); 685 are
+     * over the limit
+     */
+
+    for (n = 683; n <= 685; n++) {
+        p = buf + sprintf(buf, T_SIGN_PRE "\"hashes\":[\"" T_H256 "\"],"
+                          "\"signAlgo\":" T_RSA_PSS ",\"signAlgoParams\":\"");
+        memset(p, 'A', n);
+        strcpy(p + n, "\"}");
+
+        snprintf(name, sizeof(name), "signHash PSS signAlgoParams of %zu "
+                 "characters", n);
+        t_refuse(T_SIGN, buf, T_PSS_BAD, name);
+    }
     t_refuse(T_SIGN, T_SIGN_PRE "\"hashes\":[\"" T_H256 "\"],"
              "\"signAlgo\":" T_RSA_PSS ",\"signAlgoParams\":" T_PSS384 "}",
              T_DIGEST_LEN, "signHash PSS SHA-384 with a SHA-256 digest");
