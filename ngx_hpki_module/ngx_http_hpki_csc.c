@@ -9,7 +9,8 @@
  * none).  A SAD is "<expiry>.<random>": Redis keeps it only as the SHA-256,
  * bound to the user, the credential, a count and optionally the hashes;
  * signHash consumes it atomically in one script, and the signatures come
- * from hpki-signd through the same upstream as /hpki/sign.
+ * from hpki-signd through the same upstream as /hpki/sign.  The request
+ * bodies are parsed and checked by ngx_http_hpki_csc_request.c (pure C).
  */
 
 
