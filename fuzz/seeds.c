@@ -8,7 +8,8 @@
  * with the test keys in KEYDIR, frames are built with hpki-signd's encoder,
  * and certificates (DER) and their subjectDirectoryAttributes contents
  * (the hcRole parser's input) come from the PEM files given (the demo PKI
- * and the real MHLW/MEDIS CA certificates).
+ * and the real MHLW/MEDIS CA certificates).  The CSC bodies are written
+ * last, so that adding them did not renumber the other seeds.
  */
 
 #include <stdio.h>
@@ -330,6 +331,139 @@ bodies(void)
 }
 
 
+/* CSC API v2 request bodies: valid and refused, for every method */
+
+#define CSC_SHA256   "\"2.16.840.1.101.3.4.2.1\""
+#define CSC_H256     "\"47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\""
+#define CSC_H256B    "\"dYdow8omHYWF5rAV8zR2ANpJQHw88X8KFYxONIf3cvQ=\""
+#define CSC_H384     "\"OLBgp1GsljhM2TJ+sbHjaiH9txEUvgdDTAzHv2P24donTt6/529l" \
+                     "+9Ua0vFImLlb\""
+#define CSC_H512     "\"z4PhNX7vuL3xVChQ1m2AB9Yg5AULVxXcg/SpIdNs6c5H0NE8XYXy" \
+                     "sP+DGNKHfuwvY7kxvUdBeoGlODJ6+SfaPg==\""
+#define CSC_SIGN     "{\"credentialID\":\"640f2a9c\"," \
+                     "\"SAD\":\"4102444800.c2FkLXJhbmRvbS1ieXRlcw\","
+#define CSC_PSS256   "\"MDSgDzANBglghkgBZQMEAgEFAKEcMBoGCSqGSIb3DQEBCDANBglg" \
+                     "hkgBZQMEAgEFAKIDAgEg\""
+#define CSC_PSS384   "\"MDSgDzANBglghkgBZQMEAgIFAKEcMBoGCSqGSIb3DQEBCDANBglg" \
+                     "hkgBZQMEAgIFAKIDAgEw\""
+#define CSC_PSS_TR2  "\"MDmgDzANBglghkgBZQMEAgEFAKEcMBoGCSqGSIb3DQEBCDANBglg" \
+                     "hkgBZQMEAgEFAKIDAgEgowMCAQI=\""
+
+
+static void
+csc(void)
+{
+    int    i;
+    char   buf[8192], *p;
+
+    puts0("csc", "list", "{}");
+    puts0("csc", "list-all",
+          "{\"userID\":null,\"credentialInfo\":true,\"certificates\":"
+          "\"chain\",\"certInfo\":true,\"lang\":\"en-US\"}");
+    puts0("csc", "list-userid", "{\"userID\":\"someone-else\"}");
+    puts0("csc", "list-certificates-bad", "{\"certificates\":\"all\"}");
+    puts0("csc", "list-certificates-none", "{\"certificates\":\"none\"}");
+
+    puts0("csc", "info",
+          "{\"credentialID\":\"640f2a9c\",\"certificates\":\"single\","
+          "\"certInfo\":false}");
+    puts0("csc", "info-id-number", "{\"credentialID\":640}");
+
+    puts0("csc", "authorize-hashes",
+          "{\"credentialID\":\"640f2a9c\",\"numSignatures\":2,\"hashes\":["
+          CSC_H256 "," CSC_H256B "],\"hashAlgorithmOID\":" CSC_SHA256 "}");
+    puts0("csc", "authorize-count",
+          "{\"credentialID\":\"640f2a9c\",\"numSignatures\":3}");
+    puts0("csc", "authorize-zero",
+          "{\"credentialID\":\"640f2a9c\",\"numSignatures\":0}");
+    puts0("csc", "authorize-33",
+          "{\"credentialID\":\"640f2a9c\",\"numSignatures\":33}");
+    puts0("csc", "authorize-more-hashes",
+          "{\"credentialID\":\"640f2a9c\",\"numSignatures\":1,\"hashes\":["
+          CSC_H256 "," CSC_H256B "],\"hashAlgorithmOID\":" CSC_SHA256 "}");
+    puts0("csc", "authorize-no-oid",
+          "{\"credentialID\":\"640f2a9c\",\"numSignatures\":1,\"hashes\":["
+          CSC_H256 "]}");
+    puts0("csc", "authorize-float",
+          "{\"credentialID\":\"640f2a9c\",\"numSignatures\":1.0}");
+
+    puts0("csc", "sign-sha256", CSC_SIGN "\"hashes\":[" CSC_H256 "],"
+          "\"signAlgo\":\"1.2.840.113549.1.1.11\"}");
+    puts0("csc", "sign-sha384", CSC_SIGN "\"hashes\":[" CSC_H384 "],"
+          "\"signAlgo\":\"1.2.840.113549.1.1.12\"}");
+    puts0("csc", "sign-sha512", CSC_SIGN "\"hashes\":[" CSC_H512 "],"
+          "\"signAlgo\":\"1.2.840.113549.1.1.13\"}");
+    puts0("csc", "sign-rsa-oid", CSC_SIGN "\"hashes\":[" CSC_H256 ","
+          CSC_H256B "],\"signAlgo\":\"1.2.840.113549.1.1.1\","
+          "\"hashAlgorithmOID\":" CSC_SHA256 "}");
+    puts0("csc", "sign-pss", CSC_SIGN "\"hashes\":[" CSC_H256 "],"
+          "\"signAlgo\":\"1.2.840.113549.1.1.10\",\"signAlgoParams\":"
+          CSC_PSS256 "}");
+    puts0("csc", "sign-pss-no-params", CSC_SIGN "\"hashes\":[" CSC_H256 "],"
+          "\"signAlgo\":\"1.2.840.113549.1.1.10\"}");
+    puts0("csc", "sign-rsa-no-oid", CSC_SIGN "\"hashes\":[" CSC_H256 "],"
+          "\"signAlgo\":\"1.2.840.113549.1.1.1\"}");
+    puts0("csc", "sign-algo-unknown", CSC_SIGN "\"hashes\":[" CSC_H256 "],"
+          "\"signAlgo\":\"1.2.3.4\"}");
+    puts0("csc", "sign-wrong-length", CSC_SIGN "\"hashes\":[" CSC_H384 "],"
+          "\"signAlgo\":\"1.2.840.113549.1.1.11\"}");
+    puts0("csc", "sign-empty", CSC_SIGN "\"hashes\":[],"
+          "\"signAlgo\":\"1.2.840.113549.1.1.11\"}");
+    puts0("csc", "sign-expired",
+          "{\"credentialID\":\"640f2a9c\",\"SAD\":\"1600000000.eHl6\","
+          "\"hashes\":[" CSC_H256 "],\"signAlgo\":\"1.2.840.113549.1.1.11\"}");
+    puts0("csc", "sign-no-sad",
+          "{\"credentialID\":\"640f2a9c\",\"hashes\":[" CSC_H256 "],"
+          "\"signAlgo\":\"1.2.840.113549.1.1.11\"}");
+    puts0("csc", "sign-sad-no-dot",
+          "{\"credentialID\":\"640f2a9c\",\"SAD\":\"4102444800\","
+          "\"hashes\":[" CSC_H256 "],\"signAlgo\":\"1.2.840.113549.1.1.11\"}");
+    puts0("csc", "sign-pss-sha384", CSC_SIGN "\"hashes\":[" CSC_H384 "],"
+          "\"signAlgo\":\"1.2.840.113549.1.1.10\",\"signAlgoParams\":"
+          CSC_PSS384 "}");
+    puts0("csc", "sign-pss-other-hash", CSC_SIGN "\"hashes\":[" CSC_H256 "],"
+          "\"signAlgo\":\"1.2.840.113549.1.1.10\",\"signAlgoParams\":"
+          CSC_PSS384 ",\"hashAlgorithmOID\":" CSC_SHA256 "}");
+    puts0("csc", "sign-pss-trailer-2", CSC_SIGN "\"hashes\":[" CSC_H256 "],"
+          "\"signAlgo\":\"1.2.840.113549.1.1.10\",\"signAlgoParams\":"
+          CSC_PSS_TR2 "}");
+
+    /* signAlgoParams just over its limit (512 bytes, 684 characters) */
+
+    p = buf + sprintf(buf, CSC_SIGN "\"hashes\":[" CSC_H256 "],"
+                      "\"signAlgo\":\"1.2.840.113549.1.1.10\","
+                      "\"signAlgoParams\":\"");
+    for (i = 0; i < 688; i++) {
+        *p++ = 'A';
+    }
+    p += sprintf(p, "\"}");
+    put("csc", "sign-pss-params-long", buf, p - buf);
+
+    /* 33 hashes (over hpki_sign_max_hashes' default), 65 (over its max) */
+
+    p = buf + sprintf(buf, "{\"credentialID\":\"640f2a9c\","
+                      "\"numSignatures\":32,\"hashAlgorithmOID\":"
+                      CSC_SHA256 ",\"hashes\":[");
+    for (i = 0; i < 33; i++) {
+        p += sprintf(p, "%s" CSC_H256, i ? "," : "");
+    }
+    p += sprintf(p, "]}");
+    put("csc", "authorize-33-hashes", buf, p - buf);
+
+    p = buf + sprintf(buf, CSC_SIGN "\"signAlgo\":\"1.2.840.113549.1.1.11\","
+                      "\"hashes\":[");
+    for (i = 0; i < 65; i++) {
+        p += sprintf(p, "%s" CSC_H256B, i ? "," : "");
+    }
+    p += sprintf(p, "]}");
+    put("csc", "sign-65-hashes", buf, p - buf);
+
+    puts0("csc", "not-an-object", "[\"credentialID\"]");
+    puts0("csc", "duplicate",
+          "{\"credentialID\":\"a\",\"credentialID\":\"b\"}");
+}
+
+
 static void
 certs(int argc, char **argv)
 {
@@ -401,6 +535,7 @@ main(int argc, char **argv)
     frames();
     bodies();
     certs(argc - 3, argv + 3);
+    csc();
 
     return 0;
 }

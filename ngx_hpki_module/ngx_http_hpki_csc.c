@@ -9,7 +9,8 @@
  * none).  A SAD is "<expiry>.<random>": Redis keeps it only as the SHA-256,
  * bound to the user, the credential, a count and optionally the hashes;
  * signHash consumes it atomically in one script, and the signatures come
- * from hpki-signd through the same upstream as /hpki/sign.
+ * from hpki-signd through the same upstream as /hpki/sign.  The request
+ * bodies are parsed and checked by ngx_http_hpki_csc_request.c (pure C).
  */
 
 
@@ -19,22 +20,11 @@
 #include "ngx_http_hpki_redis.h"
 #include "ngx_http_hpki_reply.h"
 #include "ngx_http_hpki_cert.h"
+#include "ngx_http_hpki_csc_request.h"
 
 #include <openssl/pem.h>
 #include <openssl/rand.h>
-#include <openssl/rsa.h>
 #include <openssl/sha.h>
-
-
-#define NGX_HTTP_HPKI_CSC_LIST        1
-#define NGX_HTTP_HPKI_CSC_INFO        2
-#define NGX_HTTP_HPKI_CSC_AUTHORIZE   3
-#define NGX_HTTP_HPKI_CSC_SIGN        4
-
-#define NGX_HTTP_HPKI_SAD_MAX         128
-
-#define NGX_HTTP_HPKI_OID_RSA         "1.2.840.113549.1.1.1"
-#define NGX_HTTP_HPKI_OID_RSA_PSS     "1.2.840.113549.1.1.10"
 
 
 typedef struct {
@@ -45,11 +35,8 @@ typedef struct {
 
 typedef struct {
     ngx_uint_t                   method;
-    json_t                      *body;
-    ngx_array_t                 *digests;
-    ngx_http_hpki_alg_t         *hash_alg;
-    ngx_uint_t                   sig_alg;
-    ngx_str_t                    sad;
+    ngx_http_hpki_csc_req_t      req;          /* the parsed body */
+    ngx_str_t                    sad;          /* authorize: the new one */
 } ngx_http_hpki_csc_ctx_t;
 
 
@@ -59,22 +46,19 @@ static ngx_int_t ngx_http_hpki_csc_credential(ngx_http_request_t *r,
 static void ngx_http_hpki_csc_record(ngx_http_request_t *r, void *data,
     redisReply *reply);
 static json_t *ngx_http_hpki_csc_credential_info(ngx_http_request_t *r,
-    json_t *body, redisReply *record);
+    ngx_http_hpki_csc_req_t *req, redisReply *record);
 static ngx_int_t ngx_http_hpki_csc_authorize(ngx_http_request_t *r,
     ngx_http_hpki_csc_ctx_t *cctx);
 static void ngx_http_hpki_csc_authorized(ngx_http_request_t *r, void *data,
     redisReply *reply);
 static ngx_int_t ngx_http_hpki_csc_sign(ngx_http_request_t *r,
     ngx_http_hpki_csc_ctx_t *cctx);
-static ngx_int_t ngx_http_hpki_csc_sign_algs(ngx_http_request_t *r,
-    ngx_http_hpki_csc_ctx_t *cctx, json_t *body);
-static ngx_int_t ngx_http_hpki_csc_pss_hash(json_t *params,
-    ngx_http_hpki_alg_t **hash_alg);
+static ngx_int_t ngx_http_hpki_csc_digest_array(ngx_http_request_t *r,
+    ngx_http_hpki_csc_req_t *req, ngx_http_hpki_alg_t **hash_alg,
+    ngx_array_t **digests);
 static void ngx_http_hpki_csc_consumed(ngx_http_request_t *r, void *data,
     redisReply *reply);
 static ngx_int_t ngx_http_hpki_csc_sad_key(ngx_str_t *sad, u_char *key);
-static ngx_int_t ngx_http_hpki_csc_hash_list(ngx_http_request_t *r,
-    json_t *hashes, ngx_str_t *list);
 static ngx_int_t ngx_http_hpki_csc_bad(ngx_http_request_t *r,
     const char *description);
 static void ngx_http_hpki_csc_cleanup(void *data);
@@ -86,16 +70,6 @@ static ngx_http_hpki_csc_method_t  ngx_http_hpki_csc_methods[] = {
     { ngx_string("credentials/authorize"), NGX_HTTP_HPKI_CSC_AUTHORIZE },
     { ngx_string("signatures/signHash"), NGX_HTTP_HPKI_CSC_SIGN },
     { ngx_null_string, 0 }
-};
-
-
-static const char  *ngx_http_hpki_csc_algos[] = {
-    "1.2.840.113549.1.1.11",             /* sha256WithRSAEncryption */
-    "1.2.840.113549.1.1.12",             /* sha384WithRSAEncryption */
-    "1.2.840.113549.1.1.13",             /* sha512WithRSAEncryption */
-    NGX_HTTP_HPKI_OID_RSA_PSS,
-    NGX_HTTP_HPKI_OID_RSA,
-    NULL
 };
 
 
@@ -176,8 +150,9 @@ ngx_http_hpki_csc_info_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    for (i = 0; ngx_http_hpki_csc_algos[i]; i++) {
-        json_array_append_new(algos, json_string(ngx_http_hpki_csc_algos[i]));
+    for (i = 0; ngx_http_hpki_csc_sign_algos[i]; i++) {
+        json_array_append_new(algos,
+                              json_string(ngx_http_hpki_csc_sign_algos[i]));
     }
 
     body = json_pack("{s:s, s:s, s:s%+, s:s, s:s, s:s, s:[s], s:s%,"
@@ -256,47 +231,74 @@ ngx_http_hpki_csc_handler(ngx_http_request_t *r)
 static void
 ngx_http_hpki_csc_body(ngx_http_request_t *r)
 {
-    ngx_int_t                 rc;
-    ngx_pool_cleanup_t       *cln;
-    ngx_http_hpki_ctx_t      *ctx;
-    ngx_http_hpki_csc_ctx_t  *cctx;
+    int                        rc;
+    ngx_int_t                  status;
+    ngx_str_t                  text;
+    ngx_pool_cleanup_t        *cln;
+    ngx_http_hpki_ctx_t       *ctx;
+    ngx_http_hpki_csc_ctx_t   *cctx;
+    ngx_http_hpki_loc_conf_t  *hlcf;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_hpki_module);
     cctx = ctx->data;
 
-    rc = ngx_http_hpki_json_body(r, &cctx->body);
-    if (rc != NGX_OK) {
-        ngx_http_finalize_request(r, rc);
+    status = ngx_http_hpki_request_body(r, &text);
+    if (status != NGX_OK) {
+        ngx_http_finalize_request(r, status);
         return;
     }
 
     cln = ngx_pool_cleanup_add(r->pool, 0);
     if (cln == NULL) {
-        json_decref(cctx->body);
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
 
     cln->handler = ngx_http_hpki_csc_cleanup;
-    cln->data = cctx->body;
+    cln->data = &cctx->req;
+
+    hlcf = ngx_http_get_module_loc_conf(r, ngx_http_hpki_module);
+
+    rc = ngx_http_hpki_csc_parse(cctx->method, (char *) text.data, text.len,
+                                 hlcf->max_hashes, ngx_time(), &cctx->req);
+
+    switch (rc) {
+
+    case NGX_HTTP_HPKI_CSC_OK:
+        break;
+
+    case NGX_HTTP_HPKI_CSC_BAD:
+        ngx_http_finalize_request(r, ngx_http_hpki_error(r,
+                                  NGX_HTTP_BAD_REQUEST, cctx->req.error,
+                                  cctx->req.error_description));
+        return;
+
+    case NGX_HTTP_HPKI_CSC_TOO_LARGE:
+        ngx_http_finalize_request(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE);
+        return;
+
+    default:
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
 
     switch (cctx->method) {
 
     case NGX_HTTP_HPKI_CSC_AUTHORIZE:
-        rc = ngx_http_hpki_csc_authorize(r, cctx);
+        status = ngx_http_hpki_csc_authorize(r, cctx);
         break;
 
     case NGX_HTTP_HPKI_CSC_SIGN:
-        rc = ngx_http_hpki_csc_sign(r, cctx);
+        status = ngx_http_hpki_csc_sign(r, cctx);
         break;
 
     default:
-        rc = ngx_http_hpki_csc_credential(r, cctx);
+        status = ngx_http_hpki_csc_credential(r, cctx);
         break;
     }
 
-    if (rc != NGX_OK) {
-        ngx_http_finalize_request(r, rc);
+    if (status != NGX_OK) {
+        ngx_http_finalize_request(r, status);
     }
 }
 
@@ -307,33 +309,10 @@ static ngx_int_t
 ngx_http_hpki_csc_credential(ngx_http_request_t *r,
     ngx_http_hpki_csc_ctx_t *cctx)
 {
-    json_t               *v;
     ngx_int_t             rc;
     ngx_http_hpki_ctx_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_hpki_module);
-
-    if (cctx->method == NGX_HTTP_HPKI_CSC_LIST) {
-        v = json_object_get(cctx->body, "userID");
-
-        if (v && !json_is_null(v)) {
-            return ngx_http_hpki_csc_bad(r, "userID parameter MUST be null");
-        }
-
-    } else if (!json_is_string(json_object_get(cctx->body, "credentialID"))) {
-        return ngx_http_hpki_csc_bad(r, "Missing (or invalid type) string "
-                                        "parameter credentialID");
-    }
-
-    v = json_object_get(cctx->body, "certificates");
-
-    if (v && !(json_is_string(v)
-               && (ngx_strcmp(json_string_value(v), "none") == 0
-                   || ngx_strcmp(json_string_value(v), "single") == 0
-                   || ngx_strcmp(json_string_value(v), "chain") == 0)))
-    {
-        return ngx_http_hpki_csc_bad(r, "Invalid parameter certificates");
-    }
 
     rc = ngx_http_hpki_redis_command(r, ngx_http_hpki_csc_record, cctx,
                                      "HMGET hpki:key:%b kid status bits "
@@ -355,7 +334,7 @@ ngx_http_hpki_csc_record(ngx_http_request_t *r, void *data,
 {
     ngx_http_hpki_csc_ctx_t  *cctx = data;
 
-    json_t       *body, *info, *ids, *v;
+    json_t       *body, *info, *ids;
     ngx_int_t     rc;
     redisReply   *kid;
 
@@ -369,17 +348,15 @@ ngx_http_hpki_csc_record(ngx_http_request_t *r, void *data,
     kid = reply->element[0];
 
     if (cctx->method == NGX_HTTP_HPKI_CSC_INFO) {
-        v = json_object_get(cctx->body, "credentialID");
-
         if (kid->type != REDIS_REPLY_STRING
-            || ngx_strcmp(json_string_value(v), kid->str) != 0)
+            || ngx_strcmp(cctx->req.credential_id, kid->str) != 0)
         {
             ngx_http_finalize_request(r, ngx_http_hpki_csc_bad(r,
                                       "Invalid parameter credentialID"));
             return;
         }
 
-        body = ngx_http_hpki_csc_credential_info(r, cctx->body, reply);
+        body = ngx_http_hpki_csc_credential_info(r, &cctx->req, reply);
 
     } else {
         ids = json_array();
@@ -388,8 +365,8 @@ ngx_http_hpki_csc_record(ngx_http_request_t *r, void *data,
         if (body && kid->type == REDIS_REPLY_STRING) {
             json_array_append_new(ids, json_string(kid->str));
 
-            if (json_is_true(json_object_get(cctx->body, "credentialInfo"))) {
-                info = ngx_http_hpki_csc_credential_info(r, cctx->body,
+            if (cctx->req.credential_info) {
+                info = ngx_http_hpki_csc_credential_info(r, &cctx->req,
                                                          reply);
                 if (info == NULL) {
                     json_decref(body);
@@ -522,13 +499,13 @@ ngx_http_hpki_csc_certs(redisReply *pem, json_t *out, X509 **first)
 
 
 static json_t *
-ngx_http_hpki_csc_credential_info(ngx_http_request_t *r, json_t *body,
-    redisReply *record)
+ngx_http_hpki_csc_credential_info(ngx_http_request_t *r,
+    ngx_http_hpki_csc_req_t *req, redisReply *record)
 {
     char                      *serial;
     X509                      *cert;
-    json_t                    *info, *certs, *algos, *c, *v;
-    ngx_uint_t                 i, chain;
+    json_t                    *info, *certs, *algos, *c;
+    ngx_uint_t                 i;
     redisReply                *status, *bits;
     ngx_http_hpki_loc_conf_t  *hlcf;
 
@@ -536,9 +513,6 @@ ngx_http_hpki_csc_credential_info(ngx_http_request_t *r, json_t *body,
 
     status = record->element[1];
     bits = record->element[2];
-
-    v = json_object_get(body, "certificates");
-    chain = v && ngx_strcmp(json_string_value(v), "chain") == 0;
 
     algos = json_array();
     certs = json_array();
@@ -549,15 +523,16 @@ ngx_http_hpki_csc_credential_info(ngx_http_request_t *r, json_t *body,
         return NULL;
     }
 
-    for (i = 0; ngx_http_hpki_csc_algos[i]; i++) {
-        json_array_append_new(algos, json_string(ngx_http_hpki_csc_algos[i]));
+    for (i = 0; ngx_http_hpki_csc_sign_algos[i]; i++) {
+        json_array_append_new(algos,
+                              json_string(ngx_http_hpki_csc_sign_algos[i]));
     }
 
     cert = NULL;
 
     ngx_http_hpki_csc_certs(record->element[3], certs, &cert);
 
-    if (chain) {
+    if (req->certificates == NGX_HTTP_HPKI_CSC_CERTS_CHAIN) {
         ngx_http_hpki_csc_certs(record->element[4], certs, NULL);
     }
 
@@ -570,13 +545,13 @@ ngx_http_hpki_csc_credential_info(ngx_http_request_t *r, json_t *body,
                                         ? "expired" : "valid"));
     }
 
-    if (v == NULL || ngx_strcmp(json_string_value(v), "none") != 0) {
+    if (req->certificates != NGX_HTTP_HPKI_CSC_CERTS_NONE) {
         json_object_set(c, "certificates", certs);
     }
 
     json_decref(certs);
 
-    if (cert && json_is_true(json_object_get(body, "certInfo"))) {
+    if (cert && req->cert_info) {
         serial = ngx_pnalloc(r->pool, 128);
 
         if (serial
@@ -626,69 +601,16 @@ ngx_http_hpki_csc_authorize(ngx_http_request_t *r,
     ngx_http_hpki_csc_ctx_t *cctx)
 {
     u_char                     rnd[24], key[64], *p;
-    json_t                    *cred, *num, *hashes;
     time_t                     expires;
     ngx_int_t                  rc;
-    ngx_str_t                  list;
-    ngx_array_t               *digests;
-    ngx_http_hpki_alg_t       *hash_alg;
     ngx_http_hpki_ctx_t       *ctx;
+    ngx_http_hpki_csc_req_t   *req;
     ngx_http_hpki_loc_conf_t  *hlcf;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_hpki_module);
     hlcf = ngx_http_get_module_loc_conf(r, ngx_http_hpki_module);
 
-    cred = json_object_get(cctx->body, "credentialID");
-    num = json_object_get(cctx->body, "numSignatures");
-    hashes = json_object_get(cctx->body, "hashes");
-
-    if (!json_is_string(cred)) {
-        return ngx_http_hpki_csc_bad(r, "Missing (or invalid type) string "
-                                        "parameter credentialID");
-    }
-
-    if (!json_is_integer(num)) {
-        return ngx_http_hpki_csc_bad(r, "Missing (or invalid type) integer "
-                                        "parameter numSignatures");
-    }
-
-    if (json_integer_value(num) < 1) {
-        return ngx_http_hpki_csc_bad(r, "Invalid value for parameter "
-                                        "numSignatures");
-    }
-
-    if (json_integer_value(num) > (json_int_t) hlcf->max_hashes) {
-        return ngx_http_hpki_csc_bad(r, "Numbers of signatures is too high");
-    }
-
-    ngx_str_set(&list, "");
-    hash_alg = NULL;
-
-    if (hashes) {
-        hash_alg = ngx_http_hpki_find_alg(ngx_http_hpki_hash_algs,
-                               json_object_get(cctx->body,
-                                               "hashAlgorithmOID"),
-                               NULL, 1);
-        if (hash_alg == NULL) {
-            return ngx_http_hpki_csc_bad(r, "Invalid parameter "
-                                            "hashAlgorithmOID");
-        }
-
-        rc = ngx_http_hpki_sign_digests(r, hashes, hash_alg, &digests);
-        if (rc != NGX_OK) {
-            return rc;
-        }
-
-        if (digests->nelts > (ngx_uint_t) json_integer_value(num)) {
-            return ngx_http_hpki_csc_bad(r, "more hashes than "
-                                            "numSignatures");
-        }
-
-        rc = ngx_http_hpki_csc_hash_list(r, hashes, &list);
-        if (rc != NGX_OK) {
-            return rc;
-        }
-    }
+    req = &cctx->req;
 
     /* "<expiry>.<random>": an expired SAD says so without Redis */
 
@@ -721,12 +643,12 @@ ngx_http_hpki_csc_authorize(ngx_http_request_t *r,
                                      ngx_http_hpki_csc_authorize_script,
                                      ctx->id.subject.data,
                                      ctx->id.subject.len,
-                                     key, json_string_value(cred),
+                                     key, req->credential_id,
                                      ctx->id.subject.data,
                                      ctx->id.subject.len,
-                                     (long long) json_integer_value(num),
-                                     list.data, list.len,
-                                     hash_alg ? hash_alg->oid : "",
+                                     (long long) req->num_signatures,
+                                     req->hash_list, req->hash_list_len,
+                                     req->hash_alg ? req->hash_alg->oid : "",
                                      (long long) expires);
 
     if (rc == NGX_ERROR) {
@@ -778,10 +700,8 @@ ngx_http_hpki_csc_authorized(ngx_http_request_t *r, void *data,
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                   "hpki: csc: \"%V\" authorized %O signature(s) with \"%s\"",
                   &ctx->id.subject,
-                  (off_t) json_integer_value(json_object_get(cctx->body,
-                                                         "numSignatures")),
-                  json_string_value(json_object_get(cctx->body,
-                                                    "credentialID")));
+                  (off_t) cctx->req.num_signatures,
+                  cctx->req.credential_id);
 
     hlcf = ngx_http_get_module_loc_conf(r, ngx_http_hpki_module);
 
@@ -805,79 +725,34 @@ ngx_http_hpki_csc_authorized(ngx_http_request_t *r, void *data,
 static ngx_int_t
 ngx_http_hpki_csc_sign(ngx_http_request_t *r, ngx_http_hpki_csc_ctx_t *cctx)
 {
-    u_char                     key[64], *dot;
-    json_t                    *cred, *sad;
-    time_t                     expires;
+    u_char                     key[64];
     ngx_int_t                  rc;
-    ngx_str_t                  list;
+    ngx_str_t                  sad;
+    ngx_array_t               *digests;
+    ngx_http_hpki_alg_t       *hash_alg;
     ngx_http_hpki_ctx_t       *ctx;
+    ngx_http_hpki_csc_req_t   *req;
     ngx_http_hpki_loc_conf_t  *hlcf;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_hpki_module);
     hlcf = ngx_http_get_module_loc_conf(r, ngx_http_hpki_module);
 
-    cred = json_object_get(cctx->body, "credentialID");
-    sad = json_object_get(cctx->body, "SAD");
+    req = &cctx->req;
 
-    if (!json_is_string(cred)) {
-        return ngx_http_hpki_csc_bad(r, "Missing (or invalid type) string "
-                                        "parameter credentialID");
-    }
+    sad.data = (u_char *) req->sad;
+    sad.len = req->sad_len;
 
-    if (!json_is_string(sad) || json_string_length(sad) == 0
-        || json_string_length(sad) > NGX_HTTP_HPKI_SAD_MAX)
-    {
-        return ngx_http_hpki_csc_bad(r, "Missing (or invalid type) string "
-                                        "parameter SAD");
-    }
-
-    if (!json_is_array(json_object_get(cctx->body, "hashes"))) {
-        return ngx_http_hpki_csc_bad(r, "Missing (or invalid type) array "
-                                        "parameter hash");
-    }
-
-    if (json_array_size(json_object_get(cctx->body, "hashes")) == 0) {
-        return ngx_http_hpki_csc_bad(r, "Empty hash array");
-    }
-
-    rc = ngx_http_hpki_csc_sign_algs(r, cctx, cctx->body);
-    if (rc != NGX_OK) {
-        return rc;
-    }
-
-    rc = ngx_http_hpki_sign_digests(r, json_object_get(cctx->body, "hashes"),
-                                    cctx->hash_alg, &cctx->digests);
-    if (rc != NGX_OK) {
-        return rc;
-    }
-
-    cctx->sad.data = (u_char *) json_string_value(sad);
-    cctx->sad.len = json_string_length(sad);
-
-    dot = ngx_strlchr(cctx->sad.data, cctx->sad.data + cctx->sad.len, '.');
-
-    expires = dot ? ngx_atotm(cctx->sad.data, dot - cctx->sad.data)
-                  : NGX_ERROR;
-
-    if (expires == NGX_ERROR) {
-        return ngx_http_hpki_csc_bad(r, "Invalid parameter SAD");
-    }
-
-    if (expires <= ngx_time()) {
-        return ngx_http_hpki_csc_bad(r, "SAD expired");
-    }
-
-    if (ngx_http_hpki_csc_sad_key(&cctx->sad, key) != NGX_OK
-        || ngx_http_hpki_csc_hash_list(r, json_object_get(cctx->body,
-                                                          "hashes"),
-                                       &list)
+    if (ngx_http_hpki_csc_sad_key(&sad, key) != NGX_OK
+        || ngx_http_hpki_csc_digest_array(r, req, &hash_alg, &digests)
            != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    rc = ngx_http_hpki_sign_prepare(r, cctx->hash_alg, cctx->sig_alg,
-                                    cctx->digests, 1);
+    rc = ngx_http_hpki_sign_prepare(r, hash_alg,
+                                    (req->sig_alg == NGX_HTTP_HPKI_CSC_PSS)
+                                    ? NGX_HTTP_HPKI_PSS : NGX_HTTP_HPKI_PKCS1,
+                                    digests, 1);
     if (rc != NGX_OK) {
         return rc;
     }
@@ -895,10 +770,10 @@ ngx_http_hpki_csc_sign(ngx_http_request_t *r, ngx_http_hpki_csc_ctx_t *cctx)
                                                   : 0),
                                      ctx->id.subject.data,
                                      ctx->id.subject.len,
-                                     json_string_value(cred),
-                                     (long long) cctx->digests->nelts,
-                                     cctx->hash_alg->oid,
-                                     list.data, list.len,
+                                     req->credential_id,
+                                     (long long) req->ndigests,
+                                     req->hash_alg->oid,
+                                     req->hash_list, req->hash_list_len,
                                      (long long) hlcf->rate,
                                      (long long) hlcf->rate_window);
 
@@ -910,175 +785,47 @@ ngx_http_hpki_csc_sign(ngx_http_request_t *r, ngx_http_hpki_csc_ctx_t *cctx)
 }
 
 
-/*
- * signAlgo: sha256/384/512WithRSAEncryption (the hash implied),
- * rsaEncryption with hashAlgorithmOID, or RSASSA-PSS whose signAlgoParams
- * must say what hpki-signd does: MGF1 with the same hash, salt length =
- * digest length, trailer 1.
- */
+/* the parsed digests and hash algorithm as the sign upstream takes them */
 
 static ngx_int_t
-ngx_http_hpki_csc_sign_algs(ngx_http_request_t *r,
-    ngx_http_hpki_csc_ctx_t *cctx, json_t *body)
+ngx_http_hpki_csc_digest_array(ngx_http_request_t *r,
+    ngx_http_hpki_csc_req_t *req, ngx_http_hpki_alg_t **hash_alg,
+    ngx_array_t **digests)
 {
-    json_t                *algo, *hash_oid;
-    const char            *oid;
-    ngx_uint_t             i;
-    ngx_http_hpki_alg_t   *pss_hash;
+    size_t                i;
+    ngx_str_t            *d;
+    ngx_array_t          *a;
+    ngx_http_hpki_alg_t  *alg;
 
-    algo = json_object_get(body, "signAlgo");
-    hash_oid = json_object_get(body, "hashAlgorithmOID");
-
-    if (!json_is_string(algo)) {
-        return ngx_http_hpki_csc_bad(r, "Missing (or invalid type) string "
-                                        "parameter signAlgo");
-    }
-
-    oid = json_string_value(algo);
-
-    for (i = 0; i < 3; i++) {
-        if (ngx_strcmp(oid, ngx_http_hpki_csc_algos[i]) == 0) {
-            cctx->hash_alg = &ngx_http_hpki_hash_algs[i];
-            cctx->sig_alg = NGX_HTTP_HPKI_PKCS1;
-            return NGX_OK;
-        }
-    }
-
-    if (ngx_strcmp(oid, NGX_HTTP_HPKI_OID_RSA) != 0
-        && ngx_strcmp(oid, NGX_HTTP_HPKI_OID_RSA_PSS) != 0)
-    {
-        return ngx_http_hpki_csc_bad(r, "Invalid parameter signAlgo");
-    }
-
-    if (hash_oid) {
-        cctx->hash_alg = ngx_http_hpki_find_alg(ngx_http_hpki_hash_algs,
-                                                hash_oid, NULL, 1);
-        if (cctx->hash_alg == NULL) {
-            return ngx_http_hpki_csc_bad(r, "Invalid parameter "
-                                            "hashAlgorithmOID");
-        }
-    }
-
-    if (ngx_strcmp(oid, NGX_HTTP_HPKI_OID_RSA) == 0) {
-
-        if (cctx->hash_alg == NULL) {
-            return ngx_http_hpki_csc_bad(r, "Missing (or invalid type) "
-                                            "string parameter "
-                                            "hashAlgorithmOID");
-        }
-
-        cctx->sig_alg = NGX_HTTP_HPKI_PKCS1;
-        return NGX_OK;
-    }
-
-    if (!json_is_string(json_object_get(body, "signAlgoParams"))) {
-        return ngx_http_hpki_csc_bad(r, "Missing (or invalid type) string "
-                                        "parameter signAlgoParams");
-    }
-
-    if (ngx_http_hpki_csc_pss_hash(json_object_get(body, "signAlgoParams"),
-                                   &pss_hash)
-        != NGX_OK
-        || (cctx->hash_alg && cctx->hash_alg != pss_hash))
-    {
-        return ngx_http_hpki_csc_bad(r, "Invalid parameter signAlgoParams: "
-                                        "RSASSA-PSS needs SHA-256/384/512, "
-                                        "MGF1 with the same hash and a salt "
-                                        "of the digest's length");
-    }
-
-    cctx->hash_alg = pss_hash;
-    cctx->sig_alg = NGX_HTTP_HPKI_PSS;
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_http_hpki_csc_pss_hash(json_t *params, ngx_http_hpki_alg_t **hash_alg)
-{
-    int                   nid, mgf_nid;
-    long                  salt;
-    u_char                der[512];
-    ngx_int_t             rc;
-    ngx_str_t             src, dst;
-    ngx_uint_t            i;
-    X509_ALGOR           *mgf_hash;
-    ASN1_TYPE            *param;
-    RSA_PSS_PARAMS       *pss;
-    const unsigned char  *p;
-
-    src.data = (u_char *) json_string_value(params);
-    src.len = json_string_length(params);
-
-    if (src.len > ngx_base64_encoded_length(sizeof(der))) {
-        return NGX_ERROR;
-    }
-
-    dst.data = der;
-
-    if (ngx_decode_base64(&dst, &src) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    p = der;
-    pss = d2i_RSA_PSS_PARAMS(NULL, &p, dst.len);
-
-    if (pss == NULL || p != der + dst.len || pss->hashAlgorithm == NULL
-        || pss->maskGenAlgorithm == NULL || pss->saltLength == NULL)
-    {
-        RSA_PSS_PARAMS_free(pss);
-        ERR_clear_error();
-        return NGX_ERROR;
-    }
-
-    rc = NGX_ERROR;
-    mgf_hash = NULL;
-
-    nid = OBJ_obj2nid(pss->hashAlgorithm->algorithm);
-    salt = ASN1_INTEGER_get(pss->saltLength);
-
-    if (OBJ_obj2nid(pss->maskGenAlgorithm->algorithm) != NID_mgf1) {
-        goto done;
-    }
-
-    param = pss->maskGenAlgorithm->parameter;
-
-    if (param == NULL || param->type != V_ASN1_SEQUENCE) {
-        goto done;
-    }
-
-    p = param->value.sequence->data;
-    mgf_hash = d2i_X509_ALGOR(NULL, &p, param->value.sequence->length);
-
-    if (mgf_hash == NULL) {
-        goto done;
-    }
-
-    mgf_nid = OBJ_obj2nid(mgf_hash->algorithm);
-
-    if (pss->trailerField && ASN1_INTEGER_get(pss->trailerField) != 1) {
-        goto done;
-    }
-
-    for (i = 0; ngx_http_hpki_hash_algs[i].name; i++) {
-        if (OBJ_txt2nid(ngx_http_hpki_hash_algs[i].oid) == nid
-            && nid == mgf_nid
-            && salt == (long) ngx_http_hpki_hash_algs[i].len)
-        {
-            *hash_alg = &ngx_http_hpki_hash_algs[i];
-            rc = NGX_OK;
+    for (alg = ngx_http_hpki_hash_algs; alg->name; alg++) {
+        if (alg->id == (ngx_uint_t) req->hash_alg->id) {
             break;
         }
     }
 
-done:
+    if (alg->name == NULL) {
+        return NGX_ERROR;
+    }
 
-    X509_ALGOR_free(mgf_hash);
-    RSA_PSS_PARAMS_free(pss);
-    ERR_clear_error();
+    a = ngx_array_create(r->pool, req->ndigests, sizeof(ngx_str_t));
+    if (a == NULL) {
+        return NGX_ERROR;
+    }
 
-    return rc;
+    for (i = 0; i < req->ndigests; i++) {
+        d = ngx_array_push(a);
+        if (d == NULL) {
+            return NGX_ERROR;
+        }
+
+        d->data = req->digests[i];
+        d->len = req->hash_alg->len;
+    }
+
+    *hash_alg = alg;
+    *digests = a;
+
+    return NGX_OK;
 }
 
 
@@ -1156,43 +903,6 @@ ngx_http_hpki_csc_sad_key(ngx_str_t *sad, u_char *key)
 }
 
 
-/* the hashes as Redis keeps them: their base64 text, space-separated */
-
-static ngx_int_t
-ngx_http_hpki_csc_hash_list(ngx_http_request_t *r, json_t *hashes,
-    ngx_str_t *list)
-{
-    u_char  *p;
-    size_t   i, len;
-
-    len = 0;
-
-    for (i = 0; i < json_array_size(hashes); i++) {
-        len += json_string_length(json_array_get(hashes, i)) + 1;
-    }
-
-    p = ngx_pnalloc(r->pool, len + 1);
-    if (p == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    list->data = p;
-
-    for (i = 0; i < json_array_size(hashes); i++) {
-        if (i) {
-            *p++ = ' ';
-        }
-
-        p = ngx_cpymem(p, json_string_value(json_array_get(hashes, i)),
-                       json_string_length(json_array_get(hashes, i)));
-    }
-
-    list->len = p - list->data;
-
-    return NGX_OK;
-}
-
-
 /* CSC's 400: a status with its reason, for the JSON error filter */
 
 static ngx_int_t
@@ -1206,5 +916,5 @@ ngx_http_hpki_csc_bad(ngx_http_request_t *r, const char *description)
 static void
 ngx_http_hpki_csc_cleanup(void *data)
 {
-    json_decref(data);
+    ngx_http_hpki_csc_req_free(data);
 }

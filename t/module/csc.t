@@ -44,7 +44,7 @@ my $t = Hpki::Test->new(need => [qw(module signd admin)])
 CONF
     ->start_nginx;
 
-plan tests => 58;
+plan tests => 60;
 
 my $cert = $t->{enrolled}{'demo-doctor'}{cert};
 my $doctor = $t->login('doctor_auth');
@@ -252,6 +252,10 @@ for my $case (
     [ 'empty hashes', { %sign, hashes => [] }, qr/Empty hash array/ ],
     [ 'no SAD', { %sign, SAD => undef, hashes => [ b64($d[0]) ] },
       qr/string parameter SAD/ ],
+    # 513 bytes once overflowed a 512-byte buffer (fuzz/regressions/csc/)
+    [ 'signAlgoParams of 684 characters', { %sign, hashes => [ b64($d[0]) ],
+      signAlgo => '1.2.840.113549.1.1.10', signAlgoParams => 'A' x 684 },
+      qr/^Invalid parameter signAlgoParams: RSASSA-PSS needs/ ],
 ) {
     my ($name, $body, $why) = @$case;
     delete $body->{SAD} unless defined $body->{SAD};

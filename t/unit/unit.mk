@@ -19,14 +19,16 @@ MODULE_UNIT_DEPS     = $(MODULE_UNIT_SRC) \
                        ngx_hpki_module/ngx_http_hpki_jws.h \
                        t/unit/unit.mk
 MODULE_UNIT_BINS     = build/t/unit-cert build/t/unit-jws \
-                       build/t/unit-inspect build/t/unit-webauthn
+                       build/t/unit-inspect build/t/unit-webauthn \
+                       build/t/unit-csc
 
 .PHONY: module-unit module-unit-test
 
 module-unit: $(MODULE_UNIT_BINS)
 
 module-unit-test: module-unit
-	prove t/unit/cert.t t/unit/jws.t t/unit/inspect.t t/unit/webauthn.t
+	prove t/unit/cert.t t/unit/jws.t t/unit/inspect.t t/unit/webauthn.t \
+	    t/unit/csc.t
 
 build/t/unit-cert: t/unit/cert.c $(MODULE_UNIT_DEPS)
 	@mkdir -p $(@D)
@@ -67,6 +69,17 @@ build/t/unit-webauthn: t/unit/webauthn.c t/unit/signd_tap.h \
 	$(MODULE_UNIT_CC) $(MODULE_UNIT_CFLAGS) $(EXTRA_CFLAGS) \
 	    -I ngx_hpki_module -I t/unit -o $@ t/unit/webauthn.c \
 	    $(MODULE_UNIT_WEBAUTHN_SRC) $(MODULE_UNIT_LIBS) -lfido2 -lcbor
+
+# ngx_http_hpki_csc_request.c: the CSC API v2 request bodies
+
+MODULE_UNIT_CSC_SRC = ngx_hpki_module/ngx_http_hpki_csc_request.c
+
+build/t/unit-csc: t/unit/csc.c $(MODULE_UNIT_CSC_SRC) \
+    ngx_hpki_module/ngx_http_hpki_csc_request.h t/unit/unit.mk
+	@mkdir -p $(@D)
+	$(MODULE_UNIT_CC) $(MODULE_UNIT_CFLAGS) $(EXTRA_CFLAGS) \
+	    -I ngx_hpki_module -o $@ t/unit/csc.c $(MODULE_UNIT_CSC_SRC) \
+	    $(MODULE_UNIT_LIBS)
 
 # when included, do not steal the includer's default goal
 ifneq ($(module_unit_included),)
