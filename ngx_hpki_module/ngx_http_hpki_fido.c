@@ -105,6 +105,9 @@ static void ngx_http_hpki_fido_login_fetched(ngx_http_request_t *r,
     void *data, redisReply *reply);
 static void ngx_http_hpki_fido_counted(ngx_http_request_t *r, void *data,
     redisReply *reply);
+static ngx_int_t ngx_http_hpki_fido_take_challenge(ngx_http_request_t *r,
+    ngx_http_hpki_fido_ctx_t *fctx);
+static ngx_int_t ngx_http_hpki_fido_asked(ngx_int_t rc);
 static ngx_int_t ngx_http_hpki_fido_reply_string(redisReply *reply,
     size_t i, ngx_str_t *s);
 static ngx_int_t ngx_http_hpki_fido_hash_key(const u_char *data, size_t len,
@@ -559,9 +562,7 @@ ngx_http_hpki_fido_body(ngx_http_request_t *r)
                                          (size_t) NGX_HTTP_HPKI_FIDO_HASH_LEN,
                                          fctx->cred_key,
                                          (size_t) NGX_HTTP_HPKI_FIDO_HASH_LEN);
-        rc = (rc == NGX_OK) ? NGX_DONE
-             : (rc == NGX_DECLINED) ? NGX_HTTP_SERVICE_UNAVAILABLE
-             : NGX_HTTP_INTERNAL_SERVER_ERROR;
+        rc = ngx_http_hpki_fido_asked(rc);
         break;
     }
 
@@ -584,7 +585,6 @@ ngx_http_hpki_fido_person(ngx_http_request_t *r,
     ngx_http_hpki_fido_ctx_t *fctx)
 {
     json_t               *code;
-    ngx_int_t             rc;
     ngx_http_hpki_ctx_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_hpki_module);
@@ -615,14 +615,7 @@ ngx_http_hpki_fido_person(ngx_http_request_t *r,
         return ngx_http_hpki_fido_lookup_user(r, fctx);
     }
 
-    rc = ngx_http_hpki_redis_command(r, ngx_http_hpki_fido_register_challenge,
-                                     fctx, "GETDEL hpki:chal:%b",
-                                     fctx->challenge_key,
-                                     (size_t) NGX_HTTP_HPKI_FIDO_HASH_LEN);
-
-    return (rc == NGX_OK) ? NGX_DONE
-           : (rc == NGX_DECLINED) ? NGX_HTTP_SERVICE_UNAVAILABLE
-           : NGX_HTTP_INTERNAL_SERVER_ERROR;
+    return ngx_http_hpki_fido_take_challenge(r, fctx);
 }
 
 
@@ -684,24 +677,18 @@ ngx_http_hpki_fido_code(ngx_http_request_t *r, ngx_http_hpki_fido_ctx_t *fctx,
     OPENSSL_cleanse(hash, sizeof(hash));
 
     if (fctx->op == NGX_HTTP_HPKI_FIDO_REGISTER) {
-        rc = ngx_http_hpki_redis_command(r,
-                                     ngx_http_hpki_fido_register_challenge,
-                                     fctx, "GETDEL hpki:chal:%b",
-                                     fctx->challenge_key,
-                                     (size_t) NGX_HTTP_HPKI_FIDO_HASH_LEN);
-    } else {
-        rc = ngx_http_hpki_redis_command(r, ngx_http_hpki_fido_code_checked,
+        return ngx_http_hpki_fido_take_challenge(r, fctx);
+    }
+
+    rc = ngx_http_hpki_redis_command(r, ngx_http_hpki_fido_code_checked,
                                      fctx, "EVAL %s 1 hpki:enroll:%b %b",
                                      ngx_http_hpki_fido_code_script,
                                      fctx->code_id,
                                      (size_t) NGX_HTTP_HPKI_FIDO_CODE_ID_LEN,
                                      fctx->code_hash,
                                      sizeof(fctx->code_hash));
-    }
 
-    return (rc == NGX_OK) ? NGX_DONE
-           : (rc == NGX_DECLINED) ? NGX_HTTP_SERVICE_UNAVAILABLE
-           : NGX_HTTP_INTERNAL_SERVER_ERROR;
+    return ngx_http_hpki_fido_asked(rc);
 }
 
 
@@ -818,9 +805,7 @@ ngx_http_hpki_fido_lookup_user(ngx_http_request_t *r,
                                      fctx->user.data, fctx->user.len,
                                      fctx->user.data, fctx->user.len, handle);
 
-    return (rc == NGX_OK) ? NGX_DONE
-           : (rc == NGX_DECLINED) ? NGX_HTTP_SERVICE_UNAVAILABLE
-           : NGX_HTTP_INTERNAL_SERVER_ERROR;
+    return ngx_http_hpki_fido_asked(rc);
 }
 
 
@@ -987,9 +972,7 @@ ngx_http_hpki_fido_new_challenge(ngx_http_request_t *r,
                                      record.data, record.len,
                                      (int) hlcf->fido.challenge_ttl);
 
-    return (rc == NGX_OK) ? NGX_DONE
-           : (rc == NGX_DECLINED) ? NGX_HTTP_SERVICE_UNAVAILABLE
-           : NGX_HTTP_INTERNAL_SERVER_ERROR;
+    return ngx_http_hpki_fido_asked(rc);
 }
 
 
@@ -1829,6 +1812,37 @@ ngx_http_hpki_fido_counted(ngx_http_request_t *r, void *data,
 
 
 /* --- helpers ------------------------------------------------------------ */
+
+
+/* registration: the challenge, taken from Redis (used once) */
+
+static ngx_int_t
+ngx_http_hpki_fido_take_challenge(ngx_http_request_t *r,
+    ngx_http_hpki_fido_ctx_t *fctx)
+{
+    ngx_int_t  rc;
+
+    rc = ngx_http_hpki_redis_command(r, ngx_http_hpki_fido_register_challenge,
+                                     fctx, "GETDEL hpki:chal:%b",
+                                     fctx->challenge_key,
+                                     (size_t) NGX_HTTP_HPKI_FIDO_HASH_LEN);
+
+    return ngx_http_hpki_fido_asked(rc);
+}
+
+
+/* what ngx_http_hpki_redis_command() returned, as the handlers return it */
+
+static ngx_int_t
+ngx_http_hpki_fido_asked(ngx_int_t rc)
+{
+    if (rc == NGX_OK) {
+        return NGX_DONE;
+    }
+
+    return (rc == NGX_DECLINED) ? NGX_HTTP_SERVICE_UNAVAILABLE
+                                : NGX_HTTP_INTERNAL_SERVER_ERROR;
+}
 
 
 static ngx_int_t
