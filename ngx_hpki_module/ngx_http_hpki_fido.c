@@ -1290,7 +1290,7 @@ ngx_http_hpki_fido_register_challenge(ngx_http_request_t *r, void *data,
     u_char                        id_key[NGX_HTTP_HPKI_FIDO_HASH_LEN];
     json_t                       *rec;
     ngx_int_t                     rc;
-    ngx_str_t                     text, key, expected;
+    ngx_str_t                     text, key, expected, vouch, who, hash;
     const char                   *err;
     ngx_http_hpki_ctx_t          *ctx;
     ngx_http_hpki_loc_conf_t     *hlcf;
@@ -1413,44 +1413,36 @@ ngx_http_hpki_fido_register_challenge(ngx_http_request_t *r, void *data,
     ngx_sprintf((u_char *) count, "%uD%Z", ad->sign_count);
     ngx_sprintf((u_char *) now, "%T%Z", ngx_time());
 
+    /* who vouches: the enrolment (used up by the script) or the token */
+
     if (fctx->by_code) {
-        rc = ngx_http_hpki_redis_command(r, ngx_http_hpki_fido_registered,
-                                     fctx,
-                                     "EVAL %s 4 hpki:enroll:%b hpki:fido:%b "
+        ngx_str_set(&vouch, "hpki:enroll:");
+        who.data = fctx->code_id;
+        who.len = NGX_HTTP_HPKI_FIDO_CODE_ID_LEN;
+        hash.data = fctx->code_hash;
+        hash.len = sizeof(fctx->code_hash);
+
+    } else {
+        ngx_str_set(&vouch, "hpki:tok:");
+        who = ctx->id.token_id;
+        ngx_str_set(&hash, "");
+    }
+
+    rc = ngx_http_hpki_redis_command(r, ngx_http_hpki_fido_registered, fctx,
+                                     "EVAL %s 4 %b%b hpki:fido:%b "
                                      "hpki:fidouser:%b hpki:user:%b "
                                      "%b %b %b %s %b %s %s %s %s",
                                      ngx_http_hpki_fido_register_script,
-                                     fctx->code_id,
-                                     (size_t) NGX_HTTP_HPKI_FIDO_CODE_ID_LEN,
+                                     vouch.data, vouch.len, who.data, who.len,
                                      fctx->cred_key,
                                      (size_t) NGX_HTTP_HPKI_FIDO_HASH_LEN,
                                      fctx->user.data, fctx->user.len,
                                      fctx->user.data, fctx->user.len,
-                                     fctx->code_hash,
-                                     sizeof(fctx->code_hash),
+                                     hash.data, hash.len,
                                      fctx->user.data, fctx->user.len,
                                      fctx->cred_id.data, fctx->cred_id.len,
                                      alg, key.data, key.len, count,
                                      fctx->att.fmt, aaguid, now);
-    } else {
-        rc = ngx_http_hpki_redis_command(r, ngx_http_hpki_fido_registered,
-                                     fctx,
-                                     "EVAL %s 4 hpki:tok:%b hpki:fido:%b "
-                                     "hpki:fidouser:%b hpki:user:%b "
-                                     "%s %b %b %s %b %s %s %s %s",
-                                     ngx_http_hpki_fido_register_script,
-                                     ctx->id.token_id.data,
-                                     ctx->id.token_id.len,
-                                     fctx->cred_key,
-                                     (size_t) NGX_HTTP_HPKI_FIDO_HASH_LEN,
-                                     fctx->user.data, fctx->user.len,
-                                     fctx->user.data, fctx->user.len,
-                                     "",
-                                     fctx->user.data, fctx->user.len,
-                                     fctx->cred_id.data, fctx->cred_id.len,
-                                     alg, key.data, key.len, count,
-                                     fctx->att.fmt, aaguid, now);
-    }
 
     if (rc != NGX_OK) {
         ngx_http_hpki_fido_unavailable(r);
