@@ -1146,16 +1146,15 @@ ngx_http_hpki_fido_credential(ngx_http_request_t *r,
         struct {
             const char  *name;
             size_t       max;
-            ngx_uint_t   optional;
             ngx_str_t   *out;
         } fields[] = {
-            { "clientDataJSON", NGX_HTTP_HPKI_WEBAUTHN_CLIENT_DATA_MAX, 0,
+            { "clientDataJSON", NGX_HTTP_HPKI_WEBAUTHN_CLIENT_DATA_MAX,
               &fctx->client_data },
-            { "attestationObject", NGX_HTTP_HPKI_WEBAUTHN_OBJECT_MAX, 0,
+            { "attestationObject", NGX_HTTP_HPKI_WEBAUTHN_OBJECT_MAX,
               &fctx->authdata },
-            { "authenticatorData", NGX_HTTP_HPKI_WEBAUTHN_AUTHDATA_MAX, 0,
+            { "authenticatorData", NGX_HTTP_HPKI_WEBAUTHN_AUTHDATA_MAX,
               &fctx->authdata },
-            { "signature", NGX_HTTP_HPKI_WEBAUTHN_SIG_MAX, 0, &fctx->sig },
+            { "signature", NGX_HTTP_HPKI_WEBAUTHN_SIG_MAX, &fctx->sig },
         };
         ngx_uint_t  i, register_op;
 
@@ -1172,15 +1171,9 @@ ngx_http_hpki_fido_credential(ngx_http_request_t *r,
             rc = ngx_http_hpki_fido_field(r, response, fields[i].name,
                                           NGX_HTTP_HPKI_FIDO_B64_MAX(
                                               fields[i].max),
-                                          fields[i].optional, &b64);
+                                          0, &b64);
             if (rc != NGX_OK) {
                 return rc;
-            }
-
-            fields[i].out->len = 0;
-
-            if (b64.len == 0) {
-                continue;
             }
 
             p = ngx_pnalloc(r->pool, fields[i].max);

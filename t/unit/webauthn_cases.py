@@ -175,6 +175,9 @@ def main():
     cd("no origin", json.dumps({"type": "webauthn.get",
                                 "challenge": CHALLENGE}).encode(),
        "webauthn.get", "origin")
+    cd("origin with a line break (kept out of logs)",
+       sa.client_data("webauthn.get", CHALLENGE, ORIGIN + "\nX"),
+       "webauthn.get", "no valid origin")
     cd("not JSON", b"\xff\xfe{", "webauthn.get", "not a JSON object")
     cd("duplicate keys", b'{"type":"webauthn.get","type":"x"}',
        "webauthn.get", "not a JSON object")
