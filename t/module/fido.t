@@ -131,7 +131,7 @@ sub refused {
 
 sub chal_key { 'hpki:chal:' . b64url(sha256($_[0])) }
 
-plan tests => 57;
+plan tests => 60;
 
 # --- registration options -------------------------------------------------
 
@@ -329,3 +329,24 @@ like(post('/hpki/fido/register/options', { enrollment_code => $typo })
 refused(post('/hpki/fido/register/options', { enrollment_code => $lock }),
     403, qr/locked after 5 wrong codes/,
     'then the right code is refused too: the enrolment is locked');
+
+# --- Redis down or hung: every FIDO step fails closed, in JSON -------------
+
+my ($fstate) = register();
+my $fopt = post('/hpki/fido/login/options', {});
+my $fcred = authn('get', $fstate, $fopt->{json});
+
+kill 'STOP', $t->pid('redis');
+my @hung = (post('/hpki/fido/login', { credential => $fcred }),
+            post('/hpki/fido/login/options', {}),
+            post('/hpki/fido/register/options',
+                 { enrollment_code => 'ABCDEFGH-ABCDEFGHJKLM' }));
+kill 'CONT', $t->pid('redis');
+is("@{[ map { $_->{status} } @hung ]}", '503 503 503',
+    'Redis hung: login, options and registration get 503');
+is($hung[0]{json}{error}, 'temporarily_unavailable', '... in JSON');
+
+$t->stop('redis');
+my $down = post('/hpki/fido/login/options', {});
+is_deeply([$down->{status}, $down->{json}{error}],
+    [503, 'temporarily_unavailable'], 'Redis down: 503 at once');
