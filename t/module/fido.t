@@ -131,7 +131,7 @@ sub refused {
 
 sub chal_key { 'hpki:chal:' . b64url(sha256($_[0])) }
 
-plan tests => 60;
+plan tests => 65;
 
 # --- registration options -------------------------------------------------
 
@@ -289,6 +289,23 @@ is_deeply([$get->{status}, $get->{json}{error}], [405, 'invalid_request'],
 is($t->http(POST => '/hpki/fido/login/options', body => '',
         headers => { 'Content-Type' => 'application/json' })->{status},
     200, 'login/options with an empty body (Content-Length: 0)');
+
+refused(post('/hpki/fido/register/options', { enrollment_code => 'ABC' }),
+    400, qr/not a code of the form/, 'an enrolment code of the wrong form');
+refused(post('/hpki/fido/register/options',
+        { enrollment_code => 'ZZZZZZZZ-ABCDEFGHJKLM' }),
+    403, qr/unknown or expired enrolment code/, 'an unknown enrolment code');
+refused(post('/hpki/fido/login', { credential => { %$c1,
+        rawId => b64url('another id') } }),
+    400, qr/id and rawId differ/, 'a credential whose id and rawId differ');
+
+$t->redis('HSET', 'hpki:user:demo-pharmacist', 'status', 'disabled');
+refused(post('/hpki/fido/register/options',
+        { enrollment_code => new_code('demo-pharmacist') }),
+    403, qr/unknown or disabled/, 'a disabled user cannot register');
+refused((login($cstate))[0], 403, qr/unknown or disabled/,
+    'nor log in with a device bound before');
+$t->redis('HSET', 'hpki:user:demo-pharmacist', 'status', 'active');
 
 # an unknown credential
 
