@@ -1203,7 +1203,10 @@ ngx_http_hpki_oidc_random(ngx_http_request_t *r, ngx_str_t *out)
 }
 
 
-/* 302 to base?name=value&... (params: n pairs; empty values left out) */
+/*
+ * 302 to base?name=value&... (params: n pairs; empty values left out), or
+ * {"redirect_to": ...} for the FIDO page (ctx->redirect_json).
+ */
 
 static ngx_int_t
 ngx_http_hpki_oidc_redirect(ngx_http_request_t *r, ngx_str_t *base,
@@ -1213,6 +1216,7 @@ ngx_http_hpki_oidc_redirect(ngx_http_request_t *r, ngx_str_t *base,
     size_t                len;
     json_t               *body;
     ngx_int_t             rc;
+    ngx_str_t             url;
     ngx_uint_t            i;
     ngx_table_elt_t      *h;
     ngx_http_hpki_ctx_t  *ctx;
@@ -1233,14 +1237,7 @@ ngx_http_hpki_oidc_redirect(ngx_http_request_t *r, ngx_str_t *base,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    h->hash = 1;
-    ngx_str_set(&h->key, "Location");
-    h->value.data = p;
+    url.data = p;
 
     p = ngx_cpymem(p, base->data, base->len);
     sep = ngx_strlchr(base->data, base->data + base->len, '?') ? '&' : '?';
@@ -1259,7 +1256,7 @@ ngx_http_hpki_oidc_redirect(ngx_http_request_t *r, ngx_str_t *base,
                                       NGX_ESCAPE_URI_COMPONENT);
     }
 
-    h->value.len = p - h->value.data;
+    url.len = p - url.data;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_hpki_module);
 
@@ -1267,10 +1264,7 @@ ngx_http_hpki_oidc_redirect(ngx_http_request_t *r, ngx_str_t *base,
 
         /* the FIDO page follows it: a fetch() cannot see a 302 */
 
-        h->hash = 0;
-
-        body = json_pack("{s:s%}", "redirect_to", h->value.data,
-                         h->value.len);
+        body = json_pack("{s:s%}", "redirect_to", url.data, url.len);
         if (body == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
@@ -1281,6 +1275,15 @@ ngx_http_hpki_oidc_redirect(ngx_http_request_t *r, ngx_str_t *base,
 
         return rc;
     }
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Location");
+    h->value = url;
 
     ngx_http_clear_location(r);
     r->headers_out.location = h;
