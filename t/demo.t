@@ -107,6 +107,24 @@ my $admin = sh("$env{HPKI_ADMIN} key show --user demo-doctor");
 is $admin->{rc}, 0, 'HPKI_ADMIN runs hpki-admin against this stack'
     or diag $admin->{err};
 
+# --- FIDO: the page and an enrolment code, as docs/demo.md shows them ----------
+
+is $env{HPKI_FIDO_RP_ID}, 'localhost', 'demo.env: HPKI_FIDO_RP_ID';
+is $env{HPKI_FIDO_ORIGIN}, "https://localhost:$base", 'demo.env: HPKI_FIDO_ORIGIN';
+my $page = curl("$env{HPKI_URL}/hpki/fido/");
+is $page->{status}, 200, 'the FIDO page is served';
+like $page->{body} // '', qr/<html/i, '... as HTML';
+my $enroll = sh(". '$run/demo.env' && \$HPKI_ADMIN enroll-code "
+    . "--user \"\$HPKI_DOCTOR_ID\" --json");
+my $code = eval { JSON::PP::decode_json($enroll->{out}) } // {};
+like $code->{url} // '', qr/^\Q$env{HPKI_FIDO_ENROLL_URL}\E#code=[A-Z2-9]{8}-[A-Z2-9]{12}$/,
+    'enroll-code with demo.env: a link to the demo\'s page'
+    or diag $enroll->{err};
+my $opt = curl('-H', 'Content-Type: application/json', '-d',
+    JSON::PP::encode_json({ enrollment_code => $code->{code} // '' }),
+    "$env{HPKI_URL}/hpki/fido/register/options");
+is $opt->{json}{rp}{id}, 'localhost', '... and the code opens a registration';
+
 
 # --- idempotent, then make stop ------------------------------------------------------
 
