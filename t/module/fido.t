@@ -38,6 +38,7 @@ my $conf = gateway_conf(http => <<"CONF", server => <<'CONF');
     hpki_fido_rp_name        "HPKI test gateway";
     hpki_fido_origin         $origin https://app.localhost:8443;
     hpki_fido_challenge_ttl  60s;
+    hpki_lockout             5 15m;
 CONF
         location = /hpki/fido/register/options {
             hpki_fido register_options;
@@ -131,7 +132,7 @@ sub refused {
 
 sub chal_key { 'hpki:chal:' . b64url(sha256($_[0])) }
 
-plan tests => 65;
+plan tests => 67;
 
 # --- registration options -------------------------------------------------
 
@@ -306,6 +307,23 @@ refused(post('/hpki/fido/register/options',
 refused((login($cstate))[0], 403, qr/unknown or disabled/,
     'nor log in with a device bound before');
 $t->redis('HSET', 'hpki:user:demo-pharmacist', 'status', 'active');
+
+# a locked-out user gets no token from a device either
+
+$t->redis('SET', 'hpki:fail:demo-doctor', 5);
+refused((login($state))[0], 403, qr/locked/, 'a locked-out user: no FIDO login');
+$t->redis('DEL', 'hpki:fail:demo-doctor');
+
+# a card-login token revoked between options and registration
+
+my $card2 = $t->login('pharmacist_auth');
+my $copt2 = post('/hpki/fido/register/options', {}, token => $card2,
+    cert => 'pharmacist_auth');
+$t->redis('DEL', 'hpki:tok:' . jwt_claims($card2)->{jti});
+my $late = post('/hpki/fido/register',
+    { credential => authn('create', "$dir/late.json", $copt2->{json}) },
+    token => $card2, cert => 'pharmacist_auth');
+is($late->{status}, 401, 'a card-login token revoked before the registration: 401');
 
 # an unknown credential
 
