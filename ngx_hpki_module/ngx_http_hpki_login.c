@@ -189,20 +189,19 @@ ngx_http_hpki_login_authenticate(ngx_http_request_t *r, ngx_uint_t method,
     rc = ngx_http_hpki_redis_command(r, ngx_http_hpki_login_user, ctx,
                                      "GET %s%b", ls->method->map,
                                      ctx->id.x5t.data, ctx->id.x5t.len);
-    if (rc == NGX_ERROR) {
+
+    rc = ngx_http_hpki_redis_wait(r, rc);
+
+    if (rc == NGX_HTTP_INTERNAL_SERVER_ERROR) {
         return NGX_ERROR;
     }
 
-    if (rc == NGX_DECLINED) {
+    if (rc == NGX_HTTP_SERVICE_UNAVAILABLE) {
         *error = "temporarily_unavailable";
         *desc = "the token store is unavailable";
-        return NGX_HTTP_SERVICE_UNAVAILABLE;
     }
 
-    r->main->count++;
-    r->read_event_handler = ngx_http_test_reading;
-
-    return NGX_DONE;
+    return rc;
 }
 
 

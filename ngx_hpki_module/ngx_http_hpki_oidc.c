@@ -1510,19 +1510,15 @@ ngx_http_hpki_oidc_elsewhere(ngx_http_request_t *r,
                                      octx->code_key.data, octx->code_key.len,
                                      record.data, record.len,
                                      NGX_HTTP_HPKI_OIDC_PENDING_TTL);
-    if (rc == NGX_ERROR) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
 
-    if (rc == NGX_DECLINED) {
-        return ngx_http_hpki_fail(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                  "temporarily_unavailable",
+    rc = ngx_http_hpki_redis_wait(r, rc);
+
+    if (rc == NGX_HTTP_SERVICE_UNAVAILABLE) {
+        return ngx_http_hpki_fail(r, rc, "temporarily_unavailable",
                                   "the token store is unavailable");
     }
 
-    r->main->count++;
-
-    return NGX_DONE;
+    return rc;
 }
 
 
@@ -3195,18 +3191,8 @@ ngx_http_hpki_oidc_userinfo_handler(ngx_http_request_t *r)
                                      ctx, "HGET hpki:user:%b name",
                                      ctx->id.subject.data,
                                      ctx->id.subject.len);
-    if (rc == NGX_ERROR) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
 
-    if (rc == NGX_DECLINED) {
-        return NGX_HTTP_SERVICE_UNAVAILABLE;
-    }
-
-    r->main->count++;
-    r->read_event_handler = ngx_http_test_reading;
-
-    return NGX_DONE;
+    return ngx_http_hpki_redis_wait(r, rc);
 }
 
 
@@ -3384,18 +3370,8 @@ ngx_http_hpki_oidc_logout_handler(ngx_http_request_t *r)
                                      "EVAL %s 1 hpki:sid:%b",
                                      ngx_http_hpki_oidc_logout_script,
                                      ctx->id.sid.data, ctx->id.sid.len);
-    if (rc == NGX_ERROR) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
 
-    if (rc == NGX_DECLINED) {
-        return NGX_HTTP_SERVICE_UNAVAILABLE;
-    }
-
-    r->main->count++;
-    r->read_event_handler = ngx_http_test_reading;
-
-    return NGX_DONE;
+    return ngx_http_hpki_redis_wait(r, rc);
 }
 
 

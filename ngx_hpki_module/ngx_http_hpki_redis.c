@@ -504,6 +504,24 @@ ngx_http_hpki_redis_command(ngx_http_request_t *r,
 
 
 ngx_int_t
+ngx_http_hpki_redis_wait(ngx_http_request_t *r, ngx_int_t rc)
+{
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc == NGX_DECLINED) {
+        return NGX_HTTP_SERVICE_UNAVAILABLE;
+    }
+
+    r->main->count++;
+    r->read_event_handler = ngx_http_test_reading;
+
+    return NGX_DONE;
+}
+
+
+ngx_int_t
 ngx_http_hpki_redis_string(ngx_http_request_t *r, redisReply *reply,
     ngx_str_t *value)
 {

@@ -35,6 +35,13 @@ ngx_int_t ngx_http_hpki_redis_command(ngx_http_request_t *r,
  * key), NGX_ERROR for no reply, an error or another type (logged): the
  * store is broken, and the caller fails closed with 503.
  */
+/*
+ * A content handler's answer once it has asked Redis: NGX_DONE (the request
+ * waits for the command's handler), or the status to answer now: 503 when
+ * Redis is not connected, 500 when out of memory.
+ */
+ngx_int_t ngx_http_hpki_redis_wait(ngx_http_request_t *r, ngx_int_t rc);
+
 ngx_int_t ngx_http_hpki_redis_string(ngx_http_request_t *r,
     redisReply *reply, ngx_str_t *value);
 
