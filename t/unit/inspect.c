@@ -26,49 +26,10 @@
 
 #include "ngx_http_hpki_cert.h"
 #include "ngx_http_hpki_inspect.h"
+#include "tap.h"
 
 
-static int   t_num;
-static int   t_failed;
 static char  t_dir[] = "/tmp/unit-inspect-XXXXXX";
-
-
-static void
-t_ok(int cond, const char *fmt, ...)
-{
-    va_list  args;
-
-    t_num++;
-
-    if (!cond) {
-        t_failed++;
-    }
-
-    printf("%sok %d - ", cond ? "" : "not ", t_num);
-
-    va_start(args, fmt);
-    vprintf(fmt, args);
-    va_end(args);
-
-    printf("\n");
-    fflush(stdout);
-}
-
-
-static void
-t_is(const char *got, const char *expected, const char *name)
-{
-    int  eq;
-
-    eq = (got != NULL && expected != NULL && strcmp(got, expected) == 0);
-
-    t_ok(eq, "%s", name);
-
-    if (!eq) {
-        printf("#   got:      '%s'\n#   expected: '%s'\n",
-               got ? got : "(null)", expected ? expected : "(null)");
-    }
-}
 
 
 static void

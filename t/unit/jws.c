@@ -26,48 +26,7 @@
 #include <openssl/rsa.h>
 
 #include "ngx_http_hpki_jws.h"
-
-
-static int  t_num;
-static int  t_failed;
-
-
-static void
-t_ok(int cond, const char *fmt, ...)
-{
-    va_list  args;
-
-    t_num++;
-
-    if (!cond) {
-        t_failed++;
-    }
-
-    printf("%sok %d - ", cond ? "" : "not ", t_num);
-
-    va_start(args, fmt);
-    vprintf(fmt, args);
-    va_end(args);
-
-    printf("\n");
-    fflush(stdout);
-}
-
-
-static void
-t_is(const char *got, const char *expected, const char *name)
-{
-    int  eq;
-
-    eq = (got != NULL && expected != NULL && strcmp(got, expected) == 0);
-
-    t_ok(eq, "%s", name);
-
-    if (!eq) {
-        printf("#   got:      '%s'\n#   expected: '%s'\n",
-               got ? got : "(null)", expected ? expected : "(null)");
-    }
-}
+#include "tap.h"
 
 
 static char  t_dir[] = "/tmp/hpki-unit-jws-XXXXXX";

@@ -14,7 +14,7 @@ MODULE_UNIT_CFLAGS  ?= -std=gnu11 -O2 -g -Wall -Wextra -Werror
 MODULE_UNIT_LIBS    ?= -lcrypto -ljansson
 MODULE_UNIT_SRC      = ngx_hpki_module/ngx_http_hpki_cert.c \
                        ngx_hpki_module/ngx_http_hpki_jws.c
-MODULE_UNIT_DEPS     = $(MODULE_UNIT_SRC) \
+MODULE_UNIT_DEPS     = $(MODULE_UNIT_SRC) t/unit/tap.h \
                        ngx_hpki_module/ngx_http_hpki_cert.h \
                        ngx_hpki_module/ngx_http_hpki_jws.h \
                        t/unit/unit.mk
@@ -50,7 +50,7 @@ MODULE_UNIT_INSPECT_SRC = ngx_hpki_module/ngx_http_hpki_inspect.c \
 
 build/t/unit-inspect: t/unit/inspect.c $(MODULE_UNIT_INSPECT_SRC) \
     ngx_hpki_module/ngx_http_hpki_inspect.h \
-    ngx_hpki_module/ngx_http_hpki_cert.h t/unit/unit.mk
+    ngx_hpki_module/ngx_http_hpki_cert.h t/unit/tap.h t/unit/unit.mk
 	@mkdir -p $(@D)
 	$(MODULE_UNIT_CC) $(MODULE_UNIT_CFLAGS) $(EXTRA_CFLAGS) \
 	    -I ngx_hpki_module -o $@ t/unit/inspect.c \
@@ -62,19 +62,19 @@ build/t/unit-inspect: t/unit/inspect.c $(MODULE_UNIT_INSPECT_SRC) \
 MODULE_UNIT_WEBAUTHN_SRC = ngx_hpki_module/ngx_http_hpki_webauthn.c \
                            ngx_hpki_module/ngx_http_hpki_jws.c
 
-build/t/unit-webauthn: t/unit/webauthn.c t/unit/signd_tap.h \
+build/t/unit-webauthn: t/unit/webauthn.c t/unit/tap.h \
     $(MODULE_UNIT_WEBAUTHN_SRC) ngx_hpki_module/ngx_http_hpki_webauthn.h \
     t/unit/unit.mk
 	@mkdir -p $(@D)
 	$(MODULE_UNIT_CC) $(MODULE_UNIT_CFLAGS) $(EXTRA_CFLAGS) \
-	    -I ngx_hpki_module -I t/unit -o $@ t/unit/webauthn.c \
+	    -I ngx_hpki_module -o $@ t/unit/webauthn.c \
 	    $(MODULE_UNIT_WEBAUTHN_SRC) $(MODULE_UNIT_LIBS) -lfido2 -lcbor
 
 # ngx_http_hpki_csc_request.c: the CSC API v2 request bodies
 
 MODULE_UNIT_CSC_SRC = ngx_hpki_module/ngx_http_hpki_csc_request.c
 
-build/t/unit-csc: t/unit/csc.c $(MODULE_UNIT_CSC_SRC) \
+build/t/unit-csc: t/unit/csc.c t/unit/tap.h $(MODULE_UNIT_CSC_SRC) \
     ngx_hpki_module/ngx_http_hpki_csc_request.h t/unit/unit.mk
 	@mkdir -p $(@D)
 	$(MODULE_UNIT_CC) $(MODULE_UNIT_CFLAGS) $(EXTRA_CFLAGS) \
