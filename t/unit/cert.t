@@ -11,42 +11,16 @@ use warnings;
 
 use Test::More;
 use FindBin;
+use lib "$FindBin::Bin/../lib";
 use File::Temp qw(tempdir);
 use MIME::Base64 qw(encode_base64url);
+
+use Hpki::Tap qw(run_tap);
 
 my $root = "$FindBin::Bin/../..";
 my $bin = "$root/build/t/unit-cert";
 
 -x $bin or BAIL_OUT("$bin missing: run make module-unit");
-
-sub run_tap {
-    my ($prog, @args) = @_;
-
-    subtest "$prog @args" => sub {
-        my ($plan, $n) = (undef, 0);
-
-        open(my $fh, '-|', $prog, @args) or die "$prog: $!";
-
-        while (my $line = <$fh>) {
-            chomp $line;
-
-            if ($line =~ /^(not )?ok (\d+)(?: - (.*))?$/) {
-                $n++;
-                ok(!defined $1, $3 // "test $2");
-
-            } elsif ($line =~ /^1\.\.(\d+)$/) {
-                $plan = $1;
-
-            } elsif ($line =~ /^#/) {
-                diag($line);
-            }
-        }
-
-        close($fh);
-        is($? >> 8, 0, "$prog exit status");
-        ok(defined $plan && $plan == $n, "plan matches ($n tests)");
-    };
-}
 
 sub inspect {
     my ($file) = @_;

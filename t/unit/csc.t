@@ -12,33 +12,15 @@ use warnings;
 
 use Test::More;
 use FindBin;
+use lib "$FindBin::Bin/../lib";
+
+use Hpki::Tap qw(run_tap);
 
 my $root = "$FindBin::Bin/../..";
 my $bin = "$root/build/t/unit-csc";
 
 -x $bin or BAIL_OUT("$bin missing: run make module-unit");
 
-my ($plan, $n) = (undef, 0);
-
-open(my $fh, '-|', $bin) or die "$bin: $!";
-
-while (my $line = <$fh>) {
-    chomp $line;
-
-    if ($line =~ /^(not )?ok (\d+)(?: - (.*))?$/) {
-        $n++;
-        ok(!defined $1, $3 // "test $2");
-
-    } elsif ($line =~ /^1\.\.(\d+)$/) {
-        $plan = $1;
-
-    } elsif ($line =~ /^#/) {
-        diag($line);
-    }
-}
-
-close($fh);
-is($? >> 8, 0, 'unit-csc exit status');
-ok(defined $plan && $plan == $n, "plan matches ($n tests)");
+run_tap($bin);
 
 done_testing();
