@@ -84,6 +84,7 @@ if [ "$PIN" = 1 ]; then
 fi
 
 die() { echo "bench/sign.sh: $*" >&2; exit 1; }
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # --- prerequisites -----------------------------------------------------------
 
@@ -106,17 +107,6 @@ chmod 0755 "$D"
 NGINX_PID="" REDIS_PID="" SIGND_PID="" WRK_PID="" BENCH_PID="" WATCHDOG_PID=""
 SIGND_CHILDREN=""
 
-stop_pid() {            # TERM, a bounded wait, then KILL
-    local pid=$1 i
-    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 50); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
 
 signd_children() {      # the share workers hpki-signd started
     [ -n "$SIGND_PID" ] && kill -0 "$SIGND_PID" 2>/dev/null || return 0
@@ -153,23 +143,8 @@ trap 'echo "bench/sign.sh: stopped (time bound or SIGTERM)" >&2; exit 143' TERM
 # nginx warm-up and run, the direct run, about 6 s of ceiling, margins)
 NC=${#CONCS[@]}
 BUDGET=${BENCH_TIMEOUT:-$(( NC * (WARMUP + 2 * DURATION + 6 + 40) + 120 ))}
-(
-    trap 'kill -TERM $sp 2>/dev/null; exit 0' TERM
-    sleep "$BUDGET" & sp=$!
-    wait "$sp" && kill -TERM $$ 2>/dev/null
-) &
-WATCHDOG_PID=$!
+watchdog "$BUDGET"
 
-free_ports() {          # N distinct free loopback ports
-    perl -MIO::Socket::INET -e '
-        my (%seen, @p);
-        while (@p < $ARGV[0]) {
-            my $s = IO::Socket::INET->new(Listen => 1,
-                LocalAddr => "127.0.0.1", LocalPort => 0) or die "$!\n";
-            push @p, $s->sockport unless $seen{$s->sockport}++;
-        }
-        print "@p\n";' "$1"
-}
 read -r HTTP_PORT REDIS_PORT < <(free_ports 2)
 
 # private copies of the binaries: a rebuild (cp over build/...) while they
@@ -181,20 +156,6 @@ SIGND=$D/bin/hpki-signd
 ADMIN=$D/bin/hpki-admin
 SBENCH=$D/bin/hpki-signd-bench
 
-wait_until() {          # wait_until SECONDS PID LOG CMD...: until CMD succeeds
-    local secs=$1 pid=$2 log=$3 i
-    shift 3
-    for i in $(seq $(( secs * 20 ))); do
-        "$@" >/dev/null 2>&1 && return 0
-        if ! kill -0 "$pid" 2>/dev/null; then
-            echo "--- $log" >&2; tail -20 "$log" >&2 || true
-            die "process $pid exited while starting"
-        fi
-        sleep 0.05
-    done
-    echo "--- $log" >&2; tail -20 "$log" >&2 || true
-    die "not ready within ${secs}s"
-}
 
 secret() {              # secret FILE: stdin to FILE, mode 0600
     (umask 077 && cat > "$1")
@@ -393,10 +354,6 @@ http {
 EOF
 }
 
-nginx_t() {
-    "$NGINX" -t -q -p "$D/" -c "$D/nginx.conf" -e "$D/error.log" \
-        >"$D/nginx-t.out" 2>&1
-}
 
 CACHE_LINE=""
 if [ "${BENCH_TOKEN_CACHE:-}" = off ]; then

@@ -67,6 +67,7 @@ fi
 LOCATIONS=(plain checked lua)
 
 die() { echo "bench/token.sh: $*" >&2; exit 1; }
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # --- prerequisites -----------------------------------------------------------
 
@@ -87,17 +88,6 @@ D=$(mktemp -d "${TMPDIR:-/tmp}/hpki-bench-token-XXXXXXXX")
 chmod 0755 "$D"
 NGINX_PID="" REDIS_PID="" WRK_PID="" WATCHDOG_PID=""
 
-stop_pid() {            # TERM, a bounded wait, then KILL
-    local pid=$1 i
-    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 50); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
 
 cleanup() {
     local rc=$?
@@ -119,43 +109,14 @@ trap 'echo "bench/token.sh: stopped (time bound or SIGTERM)" >&2; exit 143' TERM
 
 # everything stops itself: the whole run is bounded
 BUDGET=${BENCH_TIMEOUT:-$(( ROUNDS * 3 * (DURATION + 10) + 3 * (WARMUP + 10) + 90 ))}
-(
-    trap 'kill -TERM $sp 2>/dev/null; exit 0' TERM
-    sleep "$BUDGET" & sp=$!
-    wait "$sp" && kill -TERM $$ 2>/dev/null
-) &
-WATCHDOG_PID=$!
+watchdog "$BUDGET"
 
-free_ports() {          # N distinct free loopback ports
-    perl -MIO::Socket::INET -e '
-        my (%seen, @p);
-        while (@p < $ARGV[0]) {
-            my $s = IO::Socket::INET->new(Listen => 1,
-                LocalAddr => "127.0.0.1", LocalPort => 0) or die "$!\n";
-            push @p, $s->sockport unless $seen{$s->sockport}++;
-        }
-        print "@p\n";' "$1"
-}
 read -r HTTP_PORT REDIS_PORT < <(free_ports 2)
 
 # a private copy of the module: a rebuild (cp over build/...so) while nginx
 # runs would change the mapped code under it
 cp "$MODULE" "$D/ngx_http_hpki_module.so"
 
-wait_until() {          # wait_until SECONDS PID LOG CMD...: until CMD succeeds
-    local secs=$1 pid=$2 log=$3 i
-    shift 3
-    for i in $(seq $(( secs * 20 ))); do
-        "$@" >/dev/null 2>&1 && return 0
-        if ! kill -0 "$pid" 2>/dev/null; then
-            echo "--- $log" >&2; tail -20 "$log" >&2 || true
-            die "process $pid exited while starting"
-        fi
-        sleep 0.05
-    done
-    echo "--- $log" >&2; tail -20 "$log" >&2 || true
-    die "not ready within ${secs}s"
-}
 
 # --- Redis --------------------------------------------------------------------
 
@@ -278,10 +239,6 @@ http {
 EOF
 }
 
-nginx_t() {
-    "$NGINX" -t -q -p "$D/" -c "$D/nginx.conf" -e "$D/error.log" \
-        >"$D/nginx-t.out" 2>&1
-}
 
 # the shared-memory token cache, when this build of the module has it
 CACHE_LINE=""
