@@ -3173,11 +3173,8 @@ ngx_http_hpki_oidc_userinfo_handler(ngx_http_request_t *r)
         return rc;
     }
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_hpki_module);
-
-    if (ctx == NULL || !ctx->auth_done || ctx->auth_status != NGX_OK) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "hpki: hpki_oidc_userinfo without \"hpki_auth on\"");
+    ctx = ngx_http_hpki_token_caller(r, "hpki_oidc_userinfo");
+    if (ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 

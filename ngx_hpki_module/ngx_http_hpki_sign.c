@@ -109,14 +109,14 @@ ngx_http_hpki_sign_allowed(ngx_http_request_t *r)
         return NGX_HTTP_NOT_ALLOWED;
     }
 
-    ctx = ngx_http_hpki_get_ctx(r);
-    if (ctx == NULL) {
+    /* made first: its errors are JSON */
+
+    if (ngx_http_hpki_get_ctx(r) == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (!ctx->auth_done || ctx->auth_status != NGX_OK) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "hpki: a signing location without a token check");
+    ctx = ngx_http_hpki_token_caller(r, "a signing location");
+    if (ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 

@@ -65,6 +65,29 @@ ngx_http_hpki_auth_handler(ngx_http_request_t *r)
 }
 
 
+/*
+ * The caller of a content handler behind "hpki_auth on": the context of a
+ * token check that passed, or NULL (logged: the location has no check).
+ */
+
+ngx_http_hpki_ctx_t *
+ngx_http_hpki_token_caller(ngx_http_request_t *r, const char *handler)
+{
+    ngx_http_hpki_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_hpki_module);
+
+    if (ctx == NULL || !ctx->auth_done || ctx->auth_status != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "hpki: %s without a token check (\"hpki_auth on\")",
+                      handler);
+        return NULL;
+    }
+
+    return ctx;
+}
+
+
 /* the caller as the token check established it */
 
 ngx_int_t
@@ -83,11 +106,8 @@ ngx_http_hpki_whoami_handler(ngx_http_request_t *r)
         return rc;
     }
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_hpki_module);
-
-    if (ctx == NULL || !ctx->auth_done || ctx->auth_status != NGX_OK) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "hpki: hpki_whoami without a token check");
+    ctx = ngx_http_hpki_token_caller(r, "hpki_whoami");
+    if (ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
