@@ -176,54 +176,6 @@ done:
 }
 
 
-/* x = EM * r^e mod n, rinv = r^-1 mod n */
-
-int
-hpki_rsa_blind(const RSA *pub, const u_char *em, BIGNUM *x, BIGNUM *rinv,
-    BN_CTX *ctx)
-{
-    int             rc, tries;
-    BIGNUM         *r, *re, *m;
-    const BIGNUM   *n, *e;
-
-    rc = -1;
-    RSA_get0_key(pub, &n, &e, NULL);
-
-    BN_CTX_start(ctx);
-    r = BN_CTX_get(ctx);
-    re = BN_CTX_get(ctx);
-    m = BN_CTX_get(ctx);
-
-    if (m == NULL || BN_bin2bn(em, RSA_size(pub), m) == NULL) {
-        goto done;
-    }
-
-    for (tries = 0; tries < 8; tries++) {
-        if (BN_priv_rand_range(r, n) != 1) {
-            goto done;
-        }
-
-        if (!BN_is_zero(r) && BN_mod_inverse(rinv, r, n, ctx) != NULL) {
-            break;
-        }
-    }
-
-    if (tries == 8
-        || BN_mod_exp(re, r, e, n, ctx) != 1
-        || BN_mod_mul(x, m, re, n, ctx) != 1)
-    {
-        goto done;
-    }
-
-    rc = 0;
-
-done:
-
-    BN_CTX_end(ctx);
-    return rc;
-}
-
-
 /*
  * count fresh blinding pairs a[i] = r_i^e, ainv[i] = r_i^-1 mod n, each r_i
  * drawn independently, with one modular inversion for the whole batch

@@ -28,18 +28,23 @@ split_sign(RSA *pub, const BIGNUM *da, const BIGNUM *db, int hash_alg,
 {
     int            rc;
     u_char         em[HPKI_RSA_MAX_BYTES];
-    BIGNUM        *x, *rinv, *ya, *yb;
-    const BIGNUM  *n;
+    BIGNUM        *x, *a, *rinv, *ya, *yb;
+    const BIGNUM  *n, *e;
 
     rc = -1;
-    RSA_get0_key(pub, &n, NULL, NULL);
+    RSA_get0_key(pub, &n, &e, NULL);
     x = BN_new();
+    a = BN_new();
     rinv = BN_new();
     ya = BN_new();
     yb = BN_new();
 
+    /* blinded as hpki-signd does: x = EM * r^e, with a pair of a batch */
+
     if (hpki_rsa_encode(pub, hash_alg, sig_alg, dg, dlen, em) == 0
-        && hpki_rsa_blind(pub, em, x, rinv, bn) == 0
+        && hpki_rsa_blind_batch(n, e, NULL, &a, &rinv, 1, bn) == 0
+        && BN_bin2bn(em, RSA_size(pub), x) != NULL
+        && BN_mod_mul(x, x, a, n, bn) == 1
         && hpki_rsa_partial(ya, x, da, n, bn) == 0
         && hpki_rsa_partial(yb, x, db, n, bn) == 0
         && hpki_rsa_combine(pub, ya, yb, rinv, sig, bn) == 0
@@ -49,6 +54,7 @@ split_sign(RSA *pub, const BIGNUM *da, const BIGNUM *db, int hash_alg,
     }
 
     BN_free(x);
+    BN_free(a);
     BN_free(rinv);
     BN_free(ya);
     BN_free(yb);
