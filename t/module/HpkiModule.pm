@@ -11,7 +11,7 @@ use JSON::PP;
 use Digest::SHA qw(sha256);
 use Hpki::Test qw(b64url);
 
-our @EXPORT_OK = qw(gateway_conf x5t make_jwt link_card);
+our @EXPORT_OK = qw(gateway_conf fido_locations x5t make_jwt link_card);
 
 
 # the gateway as conf/ sets it up; http => and server => add directives
@@ -78,6 +78,19 @@ $http
 $server
     }
 }
+CONF
+}
+
+
+# the four FIDO endpoints, as conf/hpki-locations.conf has them
+
+sub fido_locations {
+    return join '', map { <<"CONF" } qw(register_options register login_options login);
+        location = /hpki/fido/${\ ($_ =~ s{_}{/}r) } {
+            client_body_buffer_size 32k;
+            hpki_fido $_;
+        }
+
 CONF
 }
 

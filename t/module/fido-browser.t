@@ -47,7 +47,7 @@ use POSIX qw(WNOHANG);
 use Time::HiRes qw(sleep time);
 
 use Hpki::Test qw(b64 b64url unb64 unb64url jwt_claims);
-use HpkiModule qw(gateway_conf);
+use HpkiModule qw(gateway_conf fido_locations);
 
 binmode Test::More->builder->$_, ':encoding(UTF-8)'
     for qw(output failure_output todo_output);
@@ -143,21 +143,7 @@ HTTP
             add_header X-Content-Type-Options nosniff always;
         }
 
-        location = /hpki/fido/register/options {
-            hpki_fido register_options;
-        }
-
-        location = /hpki/fido/register {
-            hpki_fido register;
-        }
-
-        location = /hpki/fido/login/options {
-            hpki_fido login_options;
-        }
-
-        location = /hpki/fido/login {
-            hpki_fido login;
-        }
+%%FIDO_LOCATIONS%%
 
         location = /hpki/whoami {
             hpki_auth on;
@@ -193,6 +179,7 @@ HTTP
         }
 CONF
 
+$conf =~ s/%%FIDO_LOCATIONS%%\n/fido_locations()/e;
 $t->write_nginx_conf($conf);
 
 # until the module has the FIDO endpoints, there is nothing to test

@@ -21,7 +21,7 @@ use JSON::PP;
 use Digest::SHA qw(sha256 sha256_hex);
 
 use Hpki::Test qw(b64url jwt_claims);
-use HpkiModule qw(gateway_conf);
+use HpkiModule qw(gateway_conf fido_locations);
 
 my $t = Hpki::Test->new(need => [qw(module signd admin)])
     ->start_redis
@@ -33,28 +33,12 @@ my $t = Hpki::Test->new(need => [qw(module signd admin)])
 
 my $origin = 'https://localhost:' . $t->port('https');
 
-my $conf = gateway_conf(http => <<"CONF", server => <<'CONF');
+my $conf = gateway_conf(http => <<"CONF", server => fido_locations());
     hpki_fido_rp_id          localhost;
     hpki_fido_rp_name        "HPKI test gateway";
     hpki_fido_origin         $origin https://app.localhost:8443;
     hpki_fido_challenge_ttl  60s;
     hpki_lockout             5 15m;
-CONF
-        location = /hpki/fido/register/options {
-            hpki_fido register_options;
-        }
-
-        location = /hpki/fido/register {
-            hpki_fido register;
-        }
-
-        location = /hpki/fido/login/options {
-            hpki_fido login_options;
-        }
-
-        location = /hpki/fido/login {
-            hpki_fido login;
-        }
 CONF
 
 $t->write_nginx_conf($conf)->start_nginx;

@@ -18,7 +18,7 @@ use Test::More;
 use JSON::PP;
 
 use Hpki::Test qw(b64url);
-use HpkiModule qw(gateway_conf link_card);
+use HpkiModule qw(gateway_conf fido_locations link_card);
 
 my $PY = '/usr/bin/python3';
 plan skip_all => 'python3-authlib, python3-requests and python3-cbor2 '
@@ -64,13 +64,7 @@ CONF
             hpki_oidc_method_url jpki $jpki_url;
         }
 
-        location = /hpki/fido/register/options {
-            hpki_fido register_options;
-        }
-
-        location = /hpki/fido/register { hpki_fido register; }
-        location = /hpki/fido/login/options { hpki_fido login_options; }
-        location = /hpki/fido/login { hpki_fido login; }
+@{[ fido_locations() ]}
 CONF
     ->start_nginx;
 
