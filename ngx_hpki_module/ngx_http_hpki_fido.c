@@ -119,7 +119,6 @@ static ngx_int_t ngx_http_hpki_fido_refuse(ngx_http_request_t *r,
     ngx_http_hpki_fido_ctx_t *fctx, ngx_uint_t status, const char *error,
     const char *desc);
 static void ngx_http_hpki_fido_finish(ngx_http_request_t *r, ngx_int_t rc);
-static void ngx_http_hpki_fido_unavailable(ngx_http_request_t *r);
 
 
 ngx_conf_enum_t  ngx_http_hpki_fido_uv_values[] = {
@@ -1438,7 +1437,7 @@ ngx_http_hpki_fido_register_challenge(ngx_http_request_t *r, void *data,
                                      fctx->att.fmt, aaguid, now);
 
     if (rc != NGX_OK) {
-        ngx_http_hpki_fido_unavailable(r);
+        ngx_http_hpki_unavailable(r);
     }
 }
 
@@ -1731,7 +1730,7 @@ ngx_http_hpki_fido_login_fetched(ngx_http_request_t *r, void *data,
                                      (unsigned int) fctx->sign_count,
                                      (long long) ngx_time());
     if (rc != NGX_OK) {
-        ngx_http_hpki_fido_unavailable(r);
+        ngx_http_hpki_unavailable(r);
     }
 }
 
@@ -1945,19 +1944,9 @@ static void
 ngx_http_hpki_fido_finish(ngx_http_request_t *r, ngx_int_t rc)
 {
     if (rc == NGX_HTTP_SERVICE_UNAVAILABLE) {
-        ngx_http_hpki_fido_unavailable(r);
+        ngx_http_hpki_unavailable(r);
         return;
     }
 
     ngx_http_finalize_request(r, rc);
-}
-
-
-static void
-ngx_http_hpki_fido_unavailable(ngx_http_request_t *r)
-{
-    ngx_http_finalize_request(r, ngx_http_hpki_fail(r,
-                              NGX_HTTP_SERVICE_UNAVAILABLE,
-                              "temporarily_unavailable",
-                              "the token store is unavailable"));
 }

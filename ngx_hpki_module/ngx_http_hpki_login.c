@@ -58,7 +58,6 @@ static void ngx_http_hpki_login_stored(ngx_http_request_t *r, void *data,
     redisReply *reply);
 static ngx_int_t ngx_http_hpki_login_reply(ngx_http_request_t *r,
     ngx_http_hpki_ctx_t *ctx);
-static void ngx_http_hpki_login_unavailable(ngx_http_request_t *r);
 
 
 static ngx_http_hpki_login_method_t  ngx_http_hpki_login_card_method = {
@@ -215,7 +214,7 @@ ngx_http_hpki_login_done(ngx_http_request_t *r, ngx_http_hpki_ctx_t *ctx,
     }
 
     if (rc == NGX_HTTP_SERVICE_UNAVAILABLE) {
-        ngx_http_hpki_login_unavailable(r);
+        ngx_http_hpki_unavailable(r);
         return;
     }
 
@@ -481,7 +480,7 @@ ngx_http_hpki_login_issue(ngx_http_request_t *r, ngx_http_hpki_ctx_t *ctx)
                                      (long long) hmcf->token_ttl,
                                      (long long) hmcf->lockout_limit);
     if (rc != NGX_OK) {
-        ngx_http_hpki_login_unavailable(r);
+        ngx_http_hpki_unavailable(r);
     }
 }
 
@@ -503,7 +502,7 @@ ngx_http_hpki_login_stored(ngx_http_request_t *r, void *data,
     }
 
     if (rc != NGX_OK) {
-        ngx_http_hpki_login_unavailable(r);
+        ngx_http_hpki_unavailable(r);
         return;
     }
 
@@ -513,16 +512,6 @@ ngx_http_hpki_login_stored(ngx_http_request_t *r, void *data,
                   &ctx->id.token_id);
 
     ngx_http_finalize_request(r, ngx_http_hpki_login_reply(r, ctx));
-}
-
-
-static void
-ngx_http_hpki_login_unavailable(ngx_http_request_t *r)
-{
-    ngx_http_finalize_request(r, ngx_http_hpki_fail(r,
-                              NGX_HTTP_SERVICE_UNAVAILABLE,
-                              "temporarily_unavailable",
-                              "the token store is unavailable"));
 }
 
 

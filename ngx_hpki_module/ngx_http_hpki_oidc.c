@@ -173,7 +173,6 @@ static ngx_int_t ngx_http_hpki_oidc_token_reply(ngx_http_request_t *r,
     ngx_http_hpki_ctx_t *ctx, ngx_http_hpki_oidc_ctx_t *octx);
 static void ngx_http_hpki_oidc_finalize(ngx_http_request_t *r,
     ngx_uint_t status, const char *error, const char *desc);
-static void ngx_http_hpki_oidc_unavailable(ngx_http_request_t *r);
 static void ngx_http_hpki_oidc_userinfo_name(ngx_http_request_t *r,
     void *data, redisReply *reply);
 static void ngx_http_hpki_oidc_logged_out(ngx_http_request_t *r,
@@ -1533,7 +1532,7 @@ ngx_http_hpki_oidc_pending_stored(ngx_http_request_t *r, void *data,
     ngx_http_hpki_oidc_ctx_t  *octx = data;
 
     if (reply == NULL || reply->type != REDIS_REPLY_STATUS) {
-        ngx_http_hpki_oidc_unavailable(r);
+        ngx_http_hpki_unavailable(r);
         return;
     }
 
@@ -1622,7 +1621,7 @@ ngx_http_hpki_oidc_resumed(ngx_http_request_t *r, void *data,
     rc = ngx_http_hpki_redis_string(r, reply, &text);
 
     if (rc == NGX_ERROR) {
-        ngx_http_hpki_oidc_unavailable(r);
+        ngx_http_hpki_unavailable(r);
         return;
     }
 
@@ -1742,15 +1741,6 @@ ngx_http_hpki_oidc_finalize(ngx_http_request_t *r, ngx_uint_t status,
     const char *error, const char *desc)
 {
     ngx_http_finalize_request(r, ngx_http_hpki_fail(r, status, error, desc));
-}
-
-
-static void
-ngx_http_hpki_oidc_unavailable(ngx_http_request_t *r)
-{
-    ngx_http_hpki_oidc_finalize(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                "temporarily_unavailable",
-                                "the token store is unavailable");
 }
 
 
@@ -1992,7 +1982,7 @@ ngx_http_hpki_oidc_authenticated(ngx_http_request_t *r,
     hmcf = ngx_http_get_module_main_conf(r, ngx_http_hpki_module);
 
     if (rc == NGX_HTTP_SERVICE_UNAVAILABLE) {
-        ngx_http_hpki_oidc_unavailable(r);
+        ngx_http_hpki_unavailable(r);
         return;
     }
 
@@ -2066,7 +2056,7 @@ ngx_http_hpki_oidc_authenticated(ngx_http_request_t *r,
                                      NGX_HTTP_HPKI_OIDC_CODE_TTL,
                                      (int) hmcf->lockout_limit);
     if (rc != NGX_OK) {
-        ngx_http_hpki_oidc_unavailable(r);
+        ngx_http_hpki_unavailable(r);
     }
 }
 
@@ -2095,7 +2085,7 @@ ngx_http_hpki_oidc_code_stored(ngx_http_request_t *r, void *data,
     }
 
     if (rc != NGX_OK) {
-        ngx_http_hpki_oidc_unavailable(r);
+        ngx_http_hpki_unavailable(r);
         return;
     }
 
@@ -2214,7 +2204,7 @@ ngx_http_hpki_oidc_token_body(ngx_http_request_t *r)
                                      jti_key.data, jti_key.len,
                                      (int) jti_ttl);
     if (rc != NGX_OK) {
-        ngx_http_hpki_oidc_unavailable(r);
+        ngx_http_hpki_unavailable(r);
     }
 }
 
@@ -2539,7 +2529,7 @@ ngx_http_hpki_oidc_jti_stored(ngx_http_request_t *r, void *data,
     ngx_http_hpki_ctx_t  *ctx = data;
 
     if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
-        ngx_http_hpki_oidc_unavailable(r);
+        ngx_http_hpki_unavailable(r);
         return;
     }
 
@@ -2590,7 +2580,7 @@ ngx_http_hpki_oidc_grant(ngx_http_request_t *r, ngx_http_hpki_ctx_t *ctx)
                                          ctx->id.sid.data, ctx->id.sid.len,
                                          NGX_HTTP_HPKI_OIDC_USED_TTL);
         if (rc != NGX_OK) {
-            ngx_http_hpki_oidc_unavailable(r);
+            ngx_http_hpki_unavailable(r);
         }
 
         return;
@@ -2624,7 +2614,7 @@ ngx_http_hpki_oidc_grant(ngx_http_request_t *r, ngx_http_hpki_ctx_t *ctx)
                                      octx->client->id.data,
                                      octx->client->id.len);
     if (rc != NGX_OK) {
-        ngx_http_hpki_oidc_unavailable(r);
+        ngx_http_hpki_unavailable(r);
     }
 }
 
@@ -2761,7 +2751,7 @@ ngx_http_hpki_oidc_redeemed(ngx_http_request_t *r, void *data,
     rc = ngx_http_hpki_oidc_record(r, reply, &rec);
 
     if (rc == NGX_ERROR) {
-        ngx_http_hpki_oidc_unavailable(r);
+        ngx_http_hpki_unavailable(r);
         return;
     }
 
@@ -2892,7 +2882,7 @@ ngx_http_hpki_oidc_rotated(ngx_http_request_t *r, void *data,
     rc = ngx_http_hpki_oidc_record(r, reply, &rec);
 
     if (rc == NGX_ERROR) {
-        ngx_http_hpki_oidc_unavailable(r);
+        ngx_http_hpki_unavailable(r);
         return;
     }
 
@@ -2997,7 +2987,7 @@ ngx_http_hpki_oidc_issue(ngx_http_request_t *r, ngx_http_hpki_ctx_t *ctx)
                                      == NGX_HTTP_HPKI_OIDC_GRANT_REFRESH
                                      ? "1" : "0");
     if (rc != NGX_OK) {
-        ngx_http_hpki_oidc_unavailable(r);
+        ngx_http_hpki_unavailable(r);
     }
 }
 
@@ -3089,7 +3079,7 @@ ngx_http_hpki_oidc_stored(ngx_http_request_t *r, void *data,
                           reply->str);
         }
 
-        ngx_http_hpki_oidc_unavailable(r);
+        ngx_http_hpki_unavailable(r);
         return;
     }
 
@@ -3206,7 +3196,7 @@ ngx_http_hpki_oidc_userinfo_name(ngx_http_request_t *r, void *data,
     rc = ngx_http_hpki_redis_string(r, reply, &name);
 
     if (rc == NGX_ERROR) {
-        ngx_http_hpki_oidc_unavailable(r);
+        ngx_http_hpki_unavailable(r);
         return;
     }
 
@@ -3392,7 +3382,7 @@ ngx_http_hpki_oidc_logged_out(ngx_http_request_t *r, void *data,
                           reply->str);
         }
 
-        ngx_http_hpki_oidc_unavailable(r);
+        ngx_http_hpki_unavailable(r);
         return;
     }
 

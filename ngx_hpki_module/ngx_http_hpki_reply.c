@@ -199,6 +199,18 @@ ngx_http_hpki_fail(ngx_http_request_t *r, ngx_uint_t status,
 }
 
 
+/* finalizes a suspended request with 503: Redis failed, fail closed */
+
+void
+ngx_http_hpki_unavailable(ngx_http_request_t *r)
+{
+    ngx_http_finalize_request(r, ngx_http_hpki_fail(r,
+                              NGX_HTTP_SERVICE_UNAVAILABLE,
+                              "temporarily_unavailable",
+                              "the token store is unavailable"));
+}
+
+
 /*
  * The start of a POST endpoint: its state (ready before the read, whose
  * handler may run at once) in ctx->data, then the body, read into

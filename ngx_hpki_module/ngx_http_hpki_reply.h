@@ -24,6 +24,7 @@ ngx_int_t ngx_http_hpki_error(ngx_http_request_t *r, ngx_uint_t status,
     const char *error, const char *description);
 ngx_int_t ngx_http_hpki_fail(ngx_http_request_t *r, ngx_uint_t status,
     const char *error, const char *description);
+void ngx_http_hpki_unavailable(ngx_http_request_t *r);
 ngx_int_t ngx_http_hpki_json_text(ngx_pool_t *pool, json_t *json,
     ngx_str_t *text);
 ngx_int_t ngx_http_hpki_json_buf(ngx_http_request_t *r, json_t *body,
