@@ -18,6 +18,8 @@
  */
 
 #include <errno.h>
+#include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,8 +109,10 @@ hpki_signd_worker_main(hpki_conf_t *cf, int share)
 {
     int                   rc, i;
     ssize_t               n;
+    struct pollfd         pfd;
     hpki_frame_t         *f;
     struct sigaction      sa;
+    struct sched_param    sp;
     static hpki_signd_worker_t  w;
 
     memset(&w, 0, sizeof(w));
@@ -121,6 +125,17 @@ hpki_signd_worker_main(hpki_conf_t *cf, int share)
     if (mlockall(MCL_CURRENT | MCL_FUTURE) != 0) {
         hpki_log(HPKI_LOG_WARN, "mlockall failed: %s (shares still live in "
                  "the locked secure heap)", strerror(errno));
+    }
+
+    /*
+     * SCHED_BATCH: a worker woken with a job does not preempt the
+     * combiner, which would otherwise wait a whole partial, runnable,
+     * before it could hand the other share its job
+     */
+
+    memset(&sp, 0, sizeof(sp));
+    if (sched_setscheduler(0, SCHED_BATCH, &sp) != 0) {
+        hpki_log(HPKI_LOG_WARN, "SCHED_BATCH refused: %s", strerror(errno));
     }
 
     /* SIGTERM (the combiner stopping) ends the loop: shares are wiped */
@@ -178,6 +193,22 @@ hpki_signd_worker_main(hpki_conf_t *cf, int share)
 
     while (!hpki_signd_worker_stop) {
         if (hpki_buf_reserve(&w.in, 16384) != 0) {
+            rc = 2;
+            break;
+        }
+
+        /*
+         * wait in poll() for POLLIN only: a read() that blocks is also
+         * woken each time the combiner reads this worker's answer
+         */
+
+        pfd.fd = HPKI_SIGND_WORKER_FD;
+        pfd.events = POLLIN;
+
+        if (poll(&pfd, 1, -1) < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
             rc = 2;
             break;
         }
