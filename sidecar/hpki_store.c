@@ -153,18 +153,58 @@ int
 hpki_key_record_load(redisContext *c, const char *user,
     hpki_key_record_t *rec)
 {
+    memset(rec, 0, sizeof(*rec));
+
+    if (hpki_key_record_send(c, user) != 0) {
+        hpki_log(HPKI_LOG_ERROR, "redis: %s", c->errstr);
+        return HPKI_STORE_ERROR;
+    }
+
+    return hpki_key_record_recv(c, user, rec);
+}
+
+
+/* HGETALL hpki:key:<user>, sent without waiting for the reply */
+
+int
+hpki_key_record_send(redisContext *c, const char *user)
+{
+    int  done;
+
+    if (redisAppendCommand(c, "HGETALL hpki:key:%s", user) != REDIS_OK) {
+        return -1;
+    }
+
+    do {
+        if (redisBufferWrite(c, &done) != REDIS_OK) {
+            return -1;
+        }
+    } while (!done);
+
+    return 0;
+}
+
+
+/* the reply to hpki_key_record_send() */
+
+int
+hpki_key_record_recv(redisContext *c, const char *user,
+    hpki_key_record_t *rec)
+{
     int          rc;
     size_t       i;
+    void        *reply;
     redisReply  *r, *k, *v;
 
     memset(rec, 0, sizeof(*rec));
     rc = HPKI_STORE_ERROR;
 
-    r = redisCommand(c, "HGETALL hpki:key:%s", user);
-    if (r == NULL) {
+    if (redisGetReply(c, &reply) != REDIS_OK || reply == NULL) {
         hpki_log(HPKI_LOG_ERROR, "redis: %s", c->errstr);
         return HPKI_STORE_ERROR;
     }
+
+    r = reply;
 
     if (r->type != REDIS_REPLY_ARRAY) {
         hpki_log(HPKI_LOG_ERROR, "redis: HGETALL hpki:key:%s failed", user);

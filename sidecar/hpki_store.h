@@ -38,6 +38,9 @@ redisContext *hpki_redis_store(const hpki_conf_store_t *st);
 
 int hpki_key_record_load(redisContext *rc, const char *user,
     hpki_key_record_t *rec);
+int hpki_key_record_send(redisContext *rc, const char *user);
+int hpki_key_record_recv(redisContext *rc, const char *user,
+    hpki_key_record_t *rec);
 void hpki_key_record_free(hpki_key_record_t *rec);
 
 int hpki_share_key(char *buf, size_t size, const hpki_conf_store_t *st,
