@@ -110,6 +110,20 @@ hpki_conf_directive(hpki_conf_t *cf, int argc, char **argv)
         return 0;
     }
 
+    if (strcmp(name, "worker_cpu_affinity") == 0) {
+        if (argc != 2) {
+            return -1;
+        }
+        if (strcmp(argv[1], "auto") == 0) {
+            cf->worker_cpu_affinity = 1;
+        } else if (strcmp(argv[1], "off") == 0) {
+            cf->worker_cpu_affinity = 0;
+        } else {
+            return -1;
+        }
+        return 0;
+    }
+
     if (strcmp(name, "redis") == 0) {
         return hpki_conf_set_str(&cf->redis, argc, argv);
     }

@@ -31,6 +31,7 @@ typedef struct {
     int                 nallow_uid;
     char               *pid_file;
     int                 workers;
+    int                 worker_cpu_affinity;    /* 1: auto */
 
     char               *redis;
     char               *redis_user;

@@ -181,12 +181,14 @@ done:
  * drawn independently, with one modular inversion for the whole batch
  * (Montgomery's trick: invert the product, then peel off one factor at a
  * time).  The pairs are as independent as count separate draws; each
- * must be used once.  a[] and ainv[] are allocated BIGNUMs.
+ * must be used once.  a[] and ainv[] are allocated BIGNUMs.  pause, if
+ * not NULL, is called between steps of at most one exponentiation or
+ * the inversion.
  */
 
 int
 hpki_rsa_blind_batch(const BIGNUM *n, const BIGNUM *e, BN_MONT_CTX *mont,
-    BIGNUM **a, BIGNUM **ainv, int count, BN_CTX *ctx)
+    BIGNUM **a, BIGNUM **ainv, int count, BN_CTX *ctx, void (*pause)(void))
 {
     int       i, rc;
     BIGNUM   *inv, *t;
@@ -221,10 +223,18 @@ hpki_rsa_blind_batch(const BIGNUM *n, const BIGNUM *e, BN_MONT_CTX *mont,
         }
     }
 
+    if (pause != NULL) {
+        pause();
+    }
+
     /* one inversion; fails only if some r_i shares a factor with n */
 
     if (BN_mod_inverse(inv, ainv[count - 1], n, ctx) == NULL) {
         goto done;
+    }
+
+    if (pause != NULL) {
+        pause();
     }
 
     for (i = count - 1; i > 0; i--) {
@@ -244,6 +254,10 @@ hpki_rsa_blind_batch(const BIGNUM *n, const BIGNUM *e, BN_MONT_CTX *mont,
             || BN_copy(a[i], t) == NULL)
         {
             goto done;
+        }
+
+        if (pause != NULL) {
+            pause();
         }
     }
 

@@ -36,7 +36,8 @@ RSA *hpki_rsa_public(const BIGNUM *n, const BIGNUM *e);
 int hpki_rsa_encode(RSA *pub, int hash_alg, int sig_alg,
     const u_char *digest, size_t dlen, u_char *em);
 int hpki_rsa_blind_batch(const BIGNUM *n, const BIGNUM *e,
-    BN_MONT_CTX *mont, BIGNUM **a, BIGNUM **ainv, int count, BN_CTX *ctx);
+    BN_MONT_CTX *mont, BIGNUM **a, BIGNUM **ainv, int count, BN_CTX *ctx,
+    void (*pause)(void));
 int hpki_rsa_partial(BIGNUM *y, const BIGNUM *x, const BIGNUM *share,
     const BIGNUM *n, BN_CTX *ctx);
 int hpki_rsa_combine(const RSA *pub, const BIGNUM *ya, const BIGNUM *yb,

@@ -2,12 +2,15 @@
  * hpki-signd: the two-share RSA signing daemon (combiner process).
  *
  * The combiner owns the unix socket and a poll() loop.  For each SIGN
- * request it checks the token, reads the public key record, pads and
- * blinds every digest, and hands one job per digest to a share-A worker
- * and one to a share-B worker at the same time.  When both partials are
- * back it multiplies them, unblinds, checks s^e == EM with the public key
- * and only then replies.  Share workers are separate exec'd processes
- * (hpki_signd_worker.c); the combiner never opens a KEK.
+ * request it checks the token, pads and blinds every digest, and hands
+ * one job per digest to a share-A worker and one to a share-B worker at
+ * the same time.  The public key record is read for every request: with
+ * the user's last record at hand the partials start first and the read
+ * runs while they compute.  When both partials are back, and the record
+ * allows it, it multiplies them, unblinds, checks s^e == EM with the
+ * public key and only then replies.  Share workers are separate exec'd
+ * processes (hpki_signd_worker.c); the combiner never opens a KEK.  A
+ * thread of its own, at SCHED_IDLE, makes the blinding pairs.
  */
 
 #include <errno.h>
@@ -15,6 +18,8 @@
 #include <getopt.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,8 +52,8 @@
 #define HPKI_SIGND_REQID_MAX        128
 #define HPKI_SIGND_KEYS             64          /* public keys cached */
 #define HPKI_SIGND_BLIND            16          /* pairs made at once */
-#define HPKI_SIGND_BLIND_LOW        4           /* refill below, after
-                                                   dispatching */
+#define HPKI_SIGND_BLIND_STOCK      32          /* pairs kept per key */
+#define HPKI_SIGND_HINTS            256         /* users' last records */
 
 
 typedef struct hpki_signd_conn_s    hpki_signd_conn_t;
@@ -77,7 +82,9 @@ struct hpki_signd_req_s {
     size_t                  dlen;
     int                     k;              /* modulus bytes */
     uint64_t                deadline;
-    RSA                    *pub;
+    RSA                    *pub;            /* the partials' key */
+    unsigned long           version;        /* and share version */
+    unsigned                restart:1;      /* the record read differs */
     hpki_key_record_t       rec;
     char                    user[HPKI_USER_MAX + 1];
     char                    jti[HPKI_JTI_MAX + 1];
@@ -125,16 +132,53 @@ struct hpki_signd_worker_s {
  * each handed to exactly one digest.  Found by (n, e) from the record
  * read for every request, so a revoked or deleted key is still refused
  * at once; a new key for the same user simply gets another entry.
+ *
+ * The stock (a, ainv, npairs, want) is shared with the blinder thread
+ * and guarded by blinder.lock; pub is set and cleared by the main thread
+ * only, under the lock.
  */
 
 typedef struct {
     RSA                    *pub;            /* NULL: free slot */
     BN_MONT_CTX            *mont;
-    BIGNUM                 *a[HPKI_SIGND_BLIND];        /* r^e */
-    BIGNUM                 *ainv[HPKI_SIGND_BLIND];     /* r^-1 */
+    BIGNUM                 *a[HPKI_SIGND_BLIND_STOCK];      /* r^e */
+    BIGNUM                 *ainv[HPKI_SIGND_BLIND_STOCK];   /* r^-1 */
     int                     npairs;
+    unsigned                want:1;         /* for the blinder */
     uint64_t                used;
 } hpki_signd_key_t;
+
+
+/*
+ * The blinder: a thread at SCHED_IDLE that restocks blinding pairs.  It
+ * runs only on a CPU that would otherwise idle and gives it up at once,
+ * so a request no longer waits while a batch is made on a core that a
+ * partial needs.  Under full load it gets almost no CPU; a request that
+ * finds the stock empty then makes a batch itself, as before.
+ */
+
+/*
+ * The user's public record as last read: a request starts its partials
+ * with it at once and reads the record while they run (see
+ * hpki_signd_sign()).  Only a hint: nothing is signed on its word.
+ */
+
+typedef struct {
+    char                    user[HPKI_USER_MAX + 1];    /* "": free */
+    unsigned long           version;
+    BIGNUM                 *n;
+    BIGNUM                 *e;
+} hpki_signd_hint_t;
+
+
+typedef struct {
+    pthread_t               thread;
+    pthread_mutex_t         lock;
+    pthread_cond_t          cond;
+    unsigned                running:1;
+    unsigned                stop:1;
+    unsigned                kick:1;         /* main thread: signal it */
+} hpki_signd_blinder_t;
 
 
 typedef struct {
@@ -144,6 +188,8 @@ typedef struct {
     int                     listen_fd;
     int                     signal_fd;
     int                     nworkers;
+    int                     ncpus;          /* worker_cpu_affinity auto */
+    int                     cpus[HPKI_SIGND_MAX_WORKERS];
     int                     stopping;
     uint64_t                stop_deadline;
     uint32_t                next_job;
@@ -159,6 +205,8 @@ typedef struct {
     hpki_frame_t            frame;
     uint64_t                key_tick;
     hpki_signd_key_t        keys[HPKI_SIGND_KEYS];
+    hpki_signd_blinder_t    blinder;
+    hpki_signd_hint_t       hints[HPKI_SIGND_HINTS];
 } hpki_signd_t;
 
 
@@ -187,10 +235,30 @@ static void hpki_signd_reply_error(hpki_signd_conn_t *c, int code,
 static void hpki_signd_audit(hpki_signd_t *sd, hpki_signd_req_t *req,
     const char *result);
 static void hpki_signd_req_free(hpki_signd_req_t *req);
-static hpki_signd_key_t *hpki_signd_key(hpki_signd_t *sd,
+static int hpki_signd_record_load(hpki_signd_t *sd, hpki_signd_req_t *req);
+static int hpki_signd_record_refused(int rc, const hpki_key_record_t *rec,
+    const char **msg);
+static void hpki_signd_record_check(hpki_signd_t *sd, hpki_signd_req_t *req);
+static int hpki_signd_start(hpki_signd_t *sd, hpki_signd_req_t *req,
+    const BIGNUM *n, const BIGNUM *e, unsigned long version,
+    const char **msg);
+static void hpki_signd_req_reset(hpki_signd_req_t *req);
+static hpki_signd_hint_t *hpki_signd_hint(hpki_signd_t *sd, const char *user);
+static void hpki_signd_hint_set(hpki_signd_t *sd, const char *user,
     const hpki_key_record_t *rec);
-static int hpki_signd_key_refill(hpki_signd_t *sd, hpki_signd_key_t *k);
-static void hpki_signd_key_free(hpki_signd_key_t *k);
+static hpki_signd_key_t *hpki_signd_key(hpki_signd_t *sd, const BIGNUM *n,
+    const BIGNUM *e);
+static void hpki_signd_key_free(hpki_signd_t *sd, hpki_signd_key_t *k);
+static int hpki_signd_blind_take(hpki_signd_t *sd, hpki_signd_key_t *k,
+    BIGNUM **a, BIGNUM **ainv);
+static int hpki_signd_blind_make(RSA *pub, BN_MONT_CTX *mont, BIGNUM **a,
+    BIGNUM **ainv, int count, BN_CTX *ctx, void (*pause)(void));
+static void hpki_signd_blinder_pause(void);
+static void hpki_signd_blind_stock(hpki_signd_t *sd, hpki_signd_key_t *k,
+    RSA *pub, BIGNUM **a, BIGNUM **ainv, int count);
+static int hpki_signd_blinder_start(hpki_signd_t *sd);
+static void hpki_signd_blinder_stop(hpki_signd_t *sd);
+static void *hpki_signd_blinder(void *data);
 static void hpki_signd_signals(hpki_signd_t *sd);
 static void hpki_signd_timers(hpki_signd_t *sd);
 
@@ -332,6 +400,24 @@ main(int argc, char **argv)
         return 1;
     }
 
+    if (cf.worker_cpu_affinity) {
+        cpu_set_t  set;
+
+        if (sched_getaffinity(0, sizeof(set), &set) != 0) {
+            hpki_log(HPKI_LOG_ERROR, "sched_getaffinity: %s",
+                     strerror(errno));
+            return 1;
+        }
+
+        for (i = 0; i < CPU_SETSIZE && sd->ncpus < HPKI_SIGND_MAX_WORKERS;
+             i++)
+        {
+            if (CPU_ISSET(i, &set)) {
+                sd->cpus[sd->ncpus++] = i;
+            }
+        }
+    }
+
     /* SIGCHLD, SIGTERM, SIGINT via signalfd; workers get a clean mask */
 
     sigemptyset(&mask);
@@ -348,7 +434,7 @@ main(int argc, char **argv)
         return 1;
     }
 
-    if (hpki_signd_listen(sd) != 0) {
+    if (hpki_signd_listen(sd) != 0 || hpki_signd_blinder_start(sd) != 0) {
         return 1;
     }
 
@@ -493,9 +579,20 @@ main(int argc, char **argv)
         }
 
         hpki_signd_timers(sd);
+
+        /* replies are out: now the blinder may take a CPU */
+
+        if (sd->blinder.kick) {
+            sd->blinder.kick = 0;
+            pthread_mutex_lock(&sd->blinder.lock);
+            pthread_cond_signal(&sd->blinder.cond);
+            pthread_mutex_unlock(&sd->blinder.lock);
+        }
     }
 
     hpki_log(HPKI_LOG_INFO, "exiting");
+
+    hpki_signd_blinder_stop(sd);
 
     for (s = 0; s < 2; s++) {
         for (i = 0; i < sd->nworkers; i++) {
@@ -520,7 +617,12 @@ main(int argc, char **argv)
     }
 
     for (i = 0; i < HPKI_SIGND_KEYS; i++) {
-        hpki_signd_key_free(&sd->keys[i]);      /* wipes blinding pairs */
+        hpki_signd_key_free(sd, &sd->keys[i]);  /* wipes blinding pairs */
+    }
+
+    for (i = 0; i < HPKI_SIGND_HINTS; i++) {
+        BN_free(sd->hints[i].n);
+        BN_free(sd->hints[i].e);
     }
 
     hpki_audit_close(&sd->audit);
@@ -597,6 +699,7 @@ hpki_signd_spawn(hpki_signd_t *sd, hpki_signd_worker_t *w)
     int        sv[2];
     pid_t      pid;
     sigset_t   empty;
+    cpu_set_t  cpu;
     char      *args[6];
 
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
@@ -634,6 +737,23 @@ hpki_signd_spawn(hpki_signd_t *sd, hpki_signd_worker_t *w)
 
     close(sv[1]);
     fcntl(sv[0], F_SETFL, O_NONBLOCK);
+
+    /*
+     * worker_cpu_affinity auto: slot i of pool A on the i-th CPU, of pool
+     * B on the next one, so that the two partials of a signature, which
+     * take slots of the same number when idle, never share a CPU
+     */
+
+    if (sd->ncpus > 0) {
+        CPU_ZERO(&cpu);
+        CPU_SET(sd->cpus[(w->slot + w->share) % sd->ncpus], &cpu);
+
+        if (sched_setaffinity(pid, sizeof(cpu_set_t), &cpu) != 0) {
+            hpki_log(HPKI_LOG_WARN, "share-%c worker %d: "
+                     "sched_setaffinity: %s", 'a' + w->share, w->slot,
+                     strerror(errno));
+        }
+    }
 
     w->pid = pid;
     w->fd = sv[0];
@@ -784,7 +904,7 @@ hpki_signd_dispatch(hpki_signd_t *sd, int share)
         job->next = NULL;
         req = job->req;
 
-        if (req->conn == NULL || req->error) {
+        if (req->conn == NULL || req->error || req->restart) {
             hpki_signd_job_done(sd, job, HPKI_E_UNAVAILABLE, NULL, 0);
             i--;
             continue;
@@ -796,8 +916,7 @@ hpki_signd_dispatch(hpki_signd_t *sd, int share)
         start = hpki_frame_begin(&out, HPKI_T_PARTIAL);
         hpki_frame_add_u32(&out, HPKI_TAG_JOB, job->id);
         hpki_frame_add(&out, HPKI_TAG_USER, req->user, strlen(req->user));
-        hpki_frame_add_u32(&out, HPKI_TAG_VERSION,
-                           (uint32_t) req->rec.version);
+        hpki_frame_add_u32(&out, HPKI_TAG_VERSION, (uint32_t) req->version);
         hpki_frame_add(&out, HPKI_TAG_TOKEN, req->token, req->token_len);
         BN_bn2binpad(bn_n, nbuf, req->k);
         BN_bn2binpad(req->x[job->index], xbuf, req->k);
@@ -1060,11 +1179,10 @@ hpki_signd_reply_error(hpki_signd_conn_t *c, int code, const char *msg)
 static void
 hpki_signd_sign(hpki_signd_t *sd, hpki_signd_conn_t *c, hpki_frame_t *f)
 {
-    int                  i, j, code, rc, nbits, attempt;
-    size_t               d;
+    int                  i, j, code, rc;
     const char          *msg;
-    hpki_signd_key_t    *key;
     hpki_signd_req_t    *req;
+    hpki_signd_hint_t   *hint;
     const hpki_field_t  *fld;
 
     code = HPKI_E_BAD_REQUEST;
@@ -1186,9 +1304,65 @@ hpki_signd_sign(hpki_signd_t *sd, hpki_signd_conn_t *c, hpki_frame_t *f)
         goto failed_audit;
     }
 
-    /* the public record */
+    /*
+     * The public record is read for every request.  With the user's last
+     * record at hand the partials start at once and the read runs while
+     * they compute: a record that turns out revoked, missing or changed
+     * (refresh, new key) is acted upon before anything is replied.
+     */
 
-    /* a connection that died with a Redis restart: once more, anew */
+    hint = hpki_signd_hint(sd, req->user);
+
+    if (hint != NULL) {
+        code = hpki_signd_start(sd, req, hint->n, hint->e, hint->version,
+                                &msg);
+        if (code != 0) {
+            goto failed_audit;
+        }
+
+        hpki_signd_record_check(sd, req);
+        return;
+    }
+
+    rc = hpki_signd_record_load(sd, req);
+
+    code = hpki_signd_record_refused(rc, &req->rec, &msg);
+    if (code != 0) {
+        hpki_signd_hint_set(sd, req->user, NULL);
+        goto failed_audit;
+    }
+
+    code = hpki_signd_start(sd, req, req->rec.n, req->rec.e,
+                            req->rec.version, &msg);
+    if (code != 0) {
+        goto failed_audit;
+    }
+
+    hpki_signd_hint_set(sd, req->user, &req->rec);
+    return;
+
+failed_audit:
+
+    req->error = code;
+    hpki_signd_audit(sd, req, hpki_frame_code_name(code));
+
+failed:
+
+    hpki_log(HPKI_LOG_INFO, "sign request refused: %s (%s)",
+             hpki_frame_code_name(code), msg);
+    hpki_signd_reply_error(c, code, msg);
+    hpki_signd_req_free(req);
+}
+
+
+/* a connection that died with a Redis restart: once more, anew */
+
+static int
+hpki_signd_record_load(hpki_signd_t *sd, hpki_signd_req_t *req)
+{
+    int  rc, attempt;
+
+    rc = HPKI_STORE_ERROR;
 
     for (attempt = 0; attempt < 2; attempt++) {
 
@@ -1208,87 +1382,150 @@ hpki_signd_sign(hpki_signd_t *sd, hpki_signd_conn_t *c, hpki_frame_t *f)
         sd->redis = NULL;
     }
 
+    if (rc == HPKI_STORE_ERROR && sd->redis != NULL && sd->redis->err) {
+        redisFree(sd->redis);
+        sd->redis = NULL;
+    }
+
+    return rc;
+}
+
+
+static int
+hpki_signd_record_refused(int rc, const hpki_key_record_t *rec,
+    const char **msg)
+{
     if (rc == HPKI_STORE_ERROR) {
-        if (sd->redis != NULL && sd->redis->err) {
+        *msg = "key store unavailable";
+        return HPKI_E_UNAVAILABLE;
+    }
+
+    if (rc == HPKI_STORE_MISSING || !rec->active || rec->cert == NULL) {
+        *msg = "no active second certificate for the user";
+        return HPKI_E_NO_KEY;
+    }
+
+    return 0;
+}
+
+
+/*
+ * the record read while the partials run: a refusal is answered when
+ * they are back, a different key or version starts them again
+ */
+
+static void
+hpki_signd_record_check(hpki_signd_t *sd, hpki_signd_req_t *req)
+{
+    int            rc, code;
+    const char    *msg;
+    const BIGNUM  *n, *e;
+
+    rc = HPKI_STORE_ERROR;
+
+    if (sd->redis != NULL && hpki_key_record_send(sd->redis, req->user) == 0)
+    {
+        rc = hpki_key_record_recv(sd->redis, req->user, &req->rec);
+    }
+
+    if (rc == HPKI_STORE_ERROR && (sd->redis == NULL || sd->redis->err)) {
+        if (sd->redis != NULL) {
             redisFree(sd->redis);
             sd->redis = NULL;
         }
-        code = HPKI_E_UNAVAILABLE;
-        msg = "key store unavailable";
-        goto failed_audit;
+        rc = hpki_signd_record_load(sd, req);
     }
 
-    if (rc == HPKI_STORE_MISSING || !req->rec.active
-        || req->rec.cert == NULL)
+    code = hpki_signd_record_refused(rc, &req->rec, &msg);
+    if (code != 0) {
+        hpki_log(HPKI_LOG_INFO, "sign request refused: %s (%s)",
+                 hpki_frame_code_name(code), msg);
+        hpki_signd_hint_set(sd, req->user, NULL);
+        req->error = code;
+        req->message = msg;
+        return;
+    }
+
+    RSA_get0_key(req->pub, &n, &e, NULL);
+
+    if (req->rec.version != req->version || BN_cmp(n, req->rec.n) != 0
+        || BN_cmp(e, req->rec.e) != 0)
     {
-        code = HPKI_E_NO_KEY;
-        msg = "no active second certificate for the user";
-        goto failed_audit;
+        hpki_log(HPKI_LOG_INFO, "the key record of \"%s\" changed "
+                 "(version %lu): partials again", req->user, req->rec.version);
+        req->restart = 1;
     }
 
-    nbits = BN_num_bits(req->rec.n);
+    hpki_signd_hint_set(sd, req->user, &req->rec);
+}
+
+
+/* pads and blinds every digest with key (n, e) and queues the partials */
+
+static int
+hpki_signd_start(hpki_signd_t *sd, hpki_signd_req_t *req, const BIGNUM *n,
+    const BIGNUM *e, unsigned long version, const char **msg)
+{
+    int                i, d, nbits;
+    BIGNUM            *a;
+    hpki_signd_key_t  *key;
+    hpki_signd_job_t  *job;
+
+    nbits = BN_num_bits(n);
     key = NULL;
 
     if (nbits >= 2048 && nbits <= 8 * HPKI_RSA_MAX_BYTES) {
-        key = hpki_signd_key(sd, &req->rec);
+        key = hpki_signd_key(sd, n, e);
     }
 
     if (key == NULL) {
-        code = HPKI_E_INTERNAL;
-        msg = "bad public key record";
-        goto failed_audit;
+        *msg = "bad public key record";
+        return HPKI_E_INTERNAL;
     }
 
     req->pub = key->pub;
     RSA_up_ref(req->pub);
     req->k = RSA_size(req->pub);
+    req->version = version;
 
     /* pad, then blind with a pair of the stock: x = EM * r^e mod n */
 
-    for (d = 0; d < (size_t) req->ndigests; d++) {
+    for (d = 0; d < req->ndigests; d++) {
         req->em[d] = malloc(req->k);
         req->x[d] = BN_new();
         req->y[0][d] = BN_new();
         req->y[1][d] = BN_new();
 
-        if (key->npairs == 0) {
-            hpki_signd_key_refill(sd, key);
-        }
+        a = NULL;
 
-        if (key->npairs > 0) {
-            key->npairs--;
-            req->rinv[d] = key->ainv[key->npairs];
-            key->ainv[key->npairs] = NULL;
-        }
-
-        if (req->em[d] == NULL || req->x[d] == NULL || req->rinv[d] == NULL
+        if (req->em[d] == NULL || req->x[d] == NULL
             || req->y[0][d] == NULL || req->y[1][d] == NULL
+            || hpki_signd_blind_take(sd, key, &a, &req->rinv[d]) != 0
             || hpki_rsa_encode(req->pub, req->hash_alg, req->sig_alg,
                                req->digest[d], req->dlen, req->em[d]) != 0
             || BN_bin2bn(req->em[d], req->k, req->x[d]) == NULL
-            || BN_mod_mul(req->x[d], req->x[d], key->a[key->npairs],
-                          req->rec.n, sd->bn) != 1)
+            || BN_mod_mul(req->x[d], req->x[d], a, n, sd->bn) != 1)
         {
-            code = HPKI_E_INTERNAL;
-            msg = "cannot encode the digest";
-            goto failed_audit;
+            BN_clear_free(a);
+            *msg = "cannot encode the digest";
+            return HPKI_E_INTERNAL;
         }
 
-        BN_clear_free(key->a[key->npairs]);     /* used once */
-        key->a[key->npairs] = NULL;
+        BN_clear_free(a);                       /* used once */
     }
 
     /* one job per digest and share, both shares at once */
 
     req->deadline = hpki_signd_now() + HPKI_SIGND_REQUEST_TIMEOUT;
-    c->req = req;
+    req->conn->req = req;
 
-    for (d = 0; d < (size_t) req->ndigests; d++) {
+    for (d = 0; d < req->ndigests; d++) {
         for (i = 0; i < 2; i++) {
-            hpki_signd_job_t *job = &req->jobs[2 * d + i];
+            job = &req->jobs[2 * d + i];
 
             job->req = req;
-            job->index = (int) d;
+            job->next = NULL;
+            job->index = d;
             job->share = i;
             job->id = ++sd->next_job ? sd->next_job : ++sd->next_job;
 
@@ -1305,25 +1542,102 @@ hpki_signd_sign(hpki_signd_t *sd, hpki_signd_conn_t *c, hpki_frame_t *f)
     hpki_signd_dispatch(sd, 0);
     hpki_signd_dispatch(sd, 1);
 
-    /* the partials are under way: restock now, off the critical path */
+    return 0;
+}
 
-    if (key->npairs < HPKI_SIGND_BLIND_LOW) {
-        hpki_signd_key_refill(sd, key);
+
+/* before the partials start again: what the first start made */
+
+static void
+hpki_signd_req_reset(hpki_signd_req_t *req)
+{
+    int  d;
+
+    for (d = 0; d < HPKI_DIGESTS_MAX; d++) {
+        free(req->em[d]);
+        BN_free(req->x[d]);
+        BN_clear_free(req->rinv[d]);
+        BN_free(req->y[0][d]);
+        BN_free(req->y[1][d]);
+        req->em[d] = NULL;
+        req->x[d] = NULL;
+        req->rinv[d] = NULL;
+        req->y[0][d] = NULL;
+        req->y[1][d] = NULL;
     }
 
-    return;
+    RSA_free(req->pub);
+    req->pub = NULL;
+    req->restart = 0;
+    req->error = 0;
+    req->message = NULL;
+}
 
-failed_audit:
 
-    req->error = code;
-    hpki_signd_audit(sd, req, hpki_frame_code_name(code));
+static hpki_signd_hint_t *
+hpki_signd_hint_slot(hpki_signd_t *sd, const char *user)
+{
+    uint32_t       h;
+    const u_char  *p;
 
-failed:
+    h = 2166136261u;                            /* FNV-1a */
 
-    hpki_log(HPKI_LOG_INFO, "sign request refused: %s (%s)",
-             hpki_frame_code_name(code), msg);
-    hpki_signd_reply_error(c, code, msg);
-    hpki_signd_req_free(req);
+    for (p = (const u_char *) user; *p; p++) {
+        h = (h ^ *p) * 16777619u;
+    }
+
+    return &sd->hints[h % HPKI_SIGND_HINTS];
+}
+
+
+static hpki_signd_hint_t *
+hpki_signd_hint(hpki_signd_t *sd, const char *user)
+{
+    hpki_signd_hint_t  *h;
+
+    h = hpki_signd_hint_slot(sd, user);
+
+    return strcmp(h->user, user) == 0 && h->n != NULL ? h : NULL;
+}
+
+
+/* remembers the user's record; NULL forgets it */
+
+static void
+hpki_signd_hint_set(hpki_signd_t *sd, const char *user,
+    const hpki_key_record_t *rec)
+{
+    hpki_signd_hint_t  *h;
+
+    h = hpki_signd_hint_slot(sd, user);
+
+    if (rec != NULL && strcmp(h->user, user) == 0 && h->n != NULL
+        && h->version == rec->version && BN_cmp(h->n, rec->n) == 0
+        && BN_cmp(h->e, rec->e) == 0)
+    {
+        return;
+    }
+
+    BN_free(h->n);
+    BN_free(h->e);
+    memset(h, 0, sizeof(*h));
+
+    if (rec == NULL) {
+        return;
+    }
+
+    h->n = BN_dup(rec->n);
+    h->e = BN_dup(rec->e);
+
+    if (h->n == NULL || h->e == NULL) {
+        BN_free(h->n);
+        BN_free(h->e);
+        memset(h, 0, sizeof(*h));
+        return;
+    }
+
+    strcpy(h->user, user);
+    h->version = rec->version;
 }
 
 
@@ -1359,6 +1673,18 @@ hpki_signd_job_done(hpki_signd_t *sd, hpki_signd_job_t *job, int code,
     if (req->conn == NULL) {
         hpki_signd_req_free(req);
         return;
+    }
+
+    if (req->restart) {
+        hpki_signd_req_reset(req);
+
+        code = hpki_signd_start(sd, req, req->rec.n, req->rec.e,
+                                req->rec.version, &req->message);
+        if (code == 0) {
+            return;
+        }
+
+        req->error = code;
     }
 
     hpki_signd_finish(sd, req);
@@ -1513,9 +1839,10 @@ hpki_signd_req_free(hpki_signd_req_t *req)
 /* the cache entry of the record's public key, made if need be */
 
 static hpki_signd_key_t *
-hpki_signd_key(hpki_signd_t *sd, const hpki_key_record_t *rec)
+hpki_signd_key(hpki_signd_t *sd, const BIGNUM *bn_n, const BIGNUM *bn_e)
 {
     int                i;
+    RSA               *pub;
     const BIGNUM      *n, *e;
     hpki_signd_key_t  *k, *lru;
 
@@ -1533,7 +1860,7 @@ hpki_signd_key(hpki_signd_t *sd, const hpki_key_record_t *rec)
 
         RSA_get0_key(k->pub, &n, &e, NULL);
 
-        if (BN_cmp(n, rec->n) == 0 && BN_cmp(e, rec->e) == 0) {
+        if (BN_cmp(n, bn_n) == 0 && BN_cmp(e, bn_e) == 0) {
             k->used = ++sd->key_tick;
             return k;
         }
@@ -1544,72 +1871,36 @@ hpki_signd_key(hpki_signd_t *sd, const hpki_key_record_t *rec)
     }
 
     k = lru;
-    hpki_signd_key_free(k);
+    hpki_signd_key_free(sd, k);
 
-    k->pub = hpki_rsa_public(rec->n, rec->e);
+    pub = hpki_rsa_public(bn_n, bn_e);
     k->mont = BN_MONT_CTX_new();
 
-    if (k->pub == NULL || k->mont == NULL
-        || BN_MONT_CTX_set(k->mont, rec->n, sd->bn) != 1)
+    if (pub == NULL || k->mont == NULL
+        || BN_MONT_CTX_set(k->mont, bn_n, sd->bn) != 1)
     {
-        hpki_signd_key_free(k);
+        RSA_free(pub);
+        hpki_signd_key_free(sd, k);
         return NULL;
     }
+
+    pthread_mutex_lock(&sd->blinder.lock);
+    k->pub = pub;
+    pthread_mutex_unlock(&sd->blinder.lock);
 
     k->used = ++sd->key_tick;
     return k;
 }
 
 
-/* fills the stock of blinding pairs; -1 (logged) if it cannot */
-
-static int
-hpki_signd_key_refill(hpki_signd_t *sd, hpki_signd_key_t *k)
-{
-    int            i, count;
-    const BIGNUM  *n, *e;
-
-    count = HPKI_SIGND_BLIND - k->npairs;
-    if (count == 0) {
-        return 0;
-    }
-
-    for (i = k->npairs; i < HPKI_SIGND_BLIND; i++) {
-        if (k->a[i] == NULL) {
-            k->a[i] = BN_new();
-        }
-        if (k->ainv[i] == NULL) {
-            k->ainv[i] = BN_new();
-        }
-        if (k->a[i] == NULL || k->ainv[i] == NULL) {
-            return -1;
-        }
-    }
-
-    RSA_get0_key(k->pub, &n, &e, NULL);
-
-    /* an inversion fails only if an r shares a factor with n: draw again */
-
-    for (i = 0; i < 2; i++) {
-        if (hpki_rsa_blind_batch(n, e, k->mont, &k->a[k->npairs],
-                                 &k->ainv[k->npairs], count, sd->bn) == 0)
-        {
-            k->npairs = HPKI_SIGND_BLIND;
-            return 0;
-        }
-    }
-
-    hpki_log(HPKI_LOG_ERROR, "cannot make blinding factors");
-    return -1;
-}
-
-
 static void
-hpki_signd_key_free(hpki_signd_key_t *k)
+hpki_signd_key_free(hpki_signd_t *sd, hpki_signd_key_t *k)
 {
     int  i;
 
-    for (i = 0; i < HPKI_SIGND_BLIND; i++) {
+    pthread_mutex_lock(&sd->blinder.lock);
+
+    for (i = 0; i < HPKI_SIGND_BLIND_STOCK; i++) {
         BN_clear_free(k->a[i]);
         BN_clear_free(k->ainv[i]);
     }
@@ -1617,6 +1908,279 @@ hpki_signd_key_free(hpki_signd_key_t *k)
     RSA_free(k->pub);
     BN_MONT_CTX_free(k->mont);
     memset(k, 0, sizeof(*k));
+
+    pthread_mutex_unlock(&sd->blinder.lock);
+}
+
+
+/*
+ * takes one blinding pair of the key's stock; an empty stock is refilled
+ * here with a batch (the blinder could not keep up, or the key is new)
+ */
+
+static int
+hpki_signd_blind_take(hpki_signd_t *sd, hpki_signd_key_t *k, BIGNUM **a,
+    BIGNUM **ainv)
+{
+    int      i, count;
+    BIGNUM  *ba[HPKI_SIGND_BLIND], *bainv[HPKI_SIGND_BLIND];
+
+    for (i = 0; i < 2; i++) {
+        pthread_mutex_lock(&sd->blinder.lock);
+
+        if (k->npairs > 0) {
+            k->npairs--;
+            *a = k->a[k->npairs];
+            *ainv = k->ainv[k->npairs];
+            k->a[k->npairs] = NULL;
+            k->ainv[k->npairs] = NULL;
+
+            if (!k->want
+                && k->npairs <= HPKI_SIGND_BLIND_STOCK - HPKI_SIGND_BLIND)
+            {
+                k->want = 1;
+                sd->blinder.kick = 1;
+            }
+
+            pthread_mutex_unlock(&sd->blinder.lock);
+            return 0;
+        }
+
+        pthread_mutex_unlock(&sd->blinder.lock);
+
+        if (i > 0) {
+            break;
+        }
+
+        count = hpki_signd_blind_make(k->pub, k->mont, ba, bainv,
+                                      HPKI_SIGND_BLIND, sd->bn, NULL);
+        if (count == 0) {
+            break;
+        }
+
+        hpki_signd_blind_stock(sd, k, k->pub, ba, bainv, count);
+    }
+
+    hpki_log(HPKI_LOG_ERROR, "cannot make blinding factors");
+    return -1;
+}
+
+
+/* a batch of pairs for pub; the count made, 0 if none */
+
+static int
+hpki_signd_blind_make(RSA *pub, BN_MONT_CTX *mont, BIGNUM **a,
+    BIGNUM **ainv, int count, BN_CTX *ctx, void (*pause)(void))
+{
+    int            i, made;
+    const BIGNUM  *n, *e;
+
+    RSA_get0_key(pub, &n, &e, NULL);
+
+    made = 0;
+
+    for (i = 0; i < count; i++) {
+        a[i] = BN_new();
+        ainv[i] = BN_new();
+    }
+
+    for (i = 0; i < count; i++) {
+        if (a[i] == NULL || ainv[i] == NULL) {
+            goto done;
+        }
+    }
+
+    /* an inversion fails only if an r shares a factor with n: draw again */
+
+    for (i = 0; i < 2; i++) {
+        if (hpki_rsa_blind_batch(n, e, mont, a, ainv, count, ctx, pause)
+            == 0)
+        {
+            made = count;
+            break;
+        }
+    }
+
+done:
+
+    if (made == 0) {
+        for (i = 0; i < count; i++) {
+            BN_clear_free(a[i]);
+            BN_clear_free(ainv[i]);
+        }
+    }
+
+    return made;
+}
+
+
+/* adds pairs made for pub to the key's stock, if it is still pub's */
+
+static void
+hpki_signd_blind_stock(hpki_signd_t *sd, hpki_signd_key_t *k, RSA *pub,
+    BIGNUM **a, BIGNUM **ainv, int count)
+{
+    int  i;
+
+    pthread_mutex_lock(&sd->blinder.lock);
+
+    for (i = 0; i < count; i++) {
+        if (k->pub == pub && k->npairs < HPKI_SIGND_BLIND_STOCK) {
+            k->a[k->npairs] = a[i];
+            k->ainv[k->npairs] = ainv[i];
+            k->npairs++;
+
+        } else {
+            BN_clear_free(a[i]);
+            BN_clear_free(ainv[i]);
+        }
+    }
+
+    if (k->npairs > HPKI_SIGND_BLIND_STOCK - HPKI_SIGND_BLIND) {
+        k->want = 0;
+    }
+
+    pthread_mutex_unlock(&sd->blinder.lock);
+}
+
+
+static int
+hpki_signd_blinder_start(hpki_signd_t *sd)
+{
+    int  rc;
+
+    if (pthread_mutex_init(&sd->blinder.lock, NULL) != 0
+        || pthread_cond_init(&sd->blinder.cond, NULL) != 0)
+    {
+        hpki_log(HPKI_LOG_ERROR, "blinder: cannot initialise its lock");
+        return -1;
+    }
+
+    rc = pthread_create(&sd->blinder.thread, NULL, hpki_signd_blinder, sd);
+    if (rc != 0) {
+        /* requests then make every batch themselves */
+        hpki_log(HPKI_LOG_WARN, "blinder thread: %s", strerror(rc));
+        return 0;
+    }
+
+    sd->blinder.running = 1;
+    return 0;
+}
+
+
+static void
+hpki_signd_blinder_stop(hpki_signd_t *sd)
+{
+    if (!sd->blinder.running) {
+        return;
+    }
+
+    pthread_mutex_lock(&sd->blinder.lock);
+    sd->blinder.stop = 1;
+    pthread_cond_signal(&sd->blinder.cond);
+    pthread_mutex_unlock(&sd->blinder.lock);
+
+    pthread_join(sd->blinder.thread, NULL);
+    sd->blinder.running = 0;
+}
+
+
+/*
+ * between steps of a batch: SCHED_IDLE alone does not keep the blinder off
+ * a busy CPU for long (EEVDF still gives it a whole slice now and then,
+ * during a partial); yielding every step bounds that to one step
+ */
+
+static void
+hpki_signd_blinder_pause(void)
+{
+    sched_yield();
+}
+
+
+static void *
+hpki_signd_blinder(void *data)
+{
+    int                 i, count;
+    RSA                *pub;
+    BN_CTX             *ctx;
+    BIGNUM             *a[HPKI_SIGND_BLIND], *ainv[HPKI_SIGND_BLIND];
+    const BIGNUM       *n;
+    BN_MONT_CTX        *mont;
+    hpki_signd_t       *sd;
+    hpki_signd_key_t   *k;
+    struct sched_param  sp;
+
+    sd = data;
+
+    memset(&sp, 0, sizeof(sp));
+    if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp) != 0) {
+        hpki_log(HPKI_LOG_WARN, "blinder: SCHED_IDLE refused, it runs at "
+                 "normal priority");
+    }
+
+    ctx = BN_CTX_new();
+    mont = BN_MONT_CTX_new();
+
+    pthread_mutex_lock(&sd->blinder.lock);
+
+    while (ctx != NULL && mont != NULL) {
+
+        k = NULL;
+
+        for (i = 0; i < HPKI_SIGND_KEYS; i++) {
+            if (sd->keys[i].want && sd->keys[i].pub != NULL) {
+                k = &sd->keys[i];
+                break;
+            }
+        }
+
+        if (sd->blinder.stop) {
+            break;
+        }
+
+        if (k == NULL) {
+            pthread_cond_wait(&sd->blinder.cond, &sd->blinder.lock);
+            continue;
+        }
+
+        pub = k->pub;
+        RSA_up_ref(pub);
+        count = HPKI_SIGND_BLIND_STOCK - k->npairs;
+        if (count > HPKI_SIGND_BLIND) {
+            count = HPKI_SIGND_BLIND;
+        }
+
+        pthread_mutex_unlock(&sd->blinder.lock);
+
+        RSA_get0_key(pub, &n, NULL, NULL);
+
+        if (BN_MONT_CTX_set(mont, n, ctx) == 1) {
+            count = hpki_signd_blind_make(pub, mont, a, ainv, count, ctx,
+                                          hpki_signd_blinder_pause);
+        } else {
+            count = 0;
+        }
+
+        if (count > 0) {
+            hpki_signd_blind_stock(sd, k, pub, a, ainv, count);
+        }
+
+        RSA_free(pub);
+
+        pthread_mutex_lock(&sd->blinder.lock);
+
+        if (count == 0) {
+            k->want = 0;        /* the next request makes its own batch */
+        }
+    }
+
+    pthread_mutex_unlock(&sd->blinder.lock);
+
+    BN_MONT_CTX_free(mont);
+    BN_CTX_free(ctx);
+
+    return NULL;
 }
 
 

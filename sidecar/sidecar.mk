@@ -29,7 +29,7 @@ build/hpki-signd: sidecar/hpki_signd.c sidecar/hpki_signd_worker.c \
 	@mkdir -p build
 	$(CC) $(SIDECAR_CFLAGS) $(SIDECAR_CPPFLAGS) -o $@ \
 	    sidecar/hpki_signd.c sidecar/hpki_signd_worker.c \
-	    $(SIDECAR_COMMON) $(SIDECAR_LIBS)
+	    $(SIDECAR_COMMON) $(SIDECAR_LIBS) -lpthread
 
 # hpki-admin cert inspect shares the module's pure C core of /hpki/verify
 SIDECAR_ADMIN_INSPECT = ngx_hpki_module/ngx_http_hpki_inspect.c \
@@ -60,7 +60,7 @@ sidecar-unit: $(SIDECAR_UNIT)
 build/t/signd_%: t/unit/signd_%.c $(SIDECAR_COMMON) $(SIDECAR_HEADERS)
 	@mkdir -p build/t
 	$(CC) $(SIDECAR_CFLAGS) $(SIDECAR_CPPFLAGS) -o $@ $< \
-	    $(SIDECAR_COMMON) $(SIDECAR_LIBS)
+	    $(SIDECAR_COMMON) $(SIDECAR_LIBS) -lpthread
 
 ifeq ($(SIDECAR_STANDALONE),yes)
 .DEFAULT_GOAL := sidecar

@@ -42,7 +42,7 @@ split_sign(RSA *pub, const BIGNUM *da, const BIGNUM *db, int hash_alg,
     /* blinded as hpki-signd does: x = EM * r^e, with a pair of a batch */
 
     if (hpki_rsa_encode(pub, hash_alg, sig_alg, dg, dlen, em) == 0
-        && hpki_rsa_blind_batch(n, e, NULL, &a, &rinv, 1, bn) == 0
+        && hpki_rsa_blind_batch(n, e, NULL, &a, &rinv, 1, bn, NULL) == 0
         && BN_bin2bn(em, RSA_size(pub), x) != NULL
         && BN_mod_mul(x, x, a, n, bn) == 1
         && hpki_rsa_partial(ya, x, da, n, bn) == 0
@@ -178,7 +178,7 @@ test_key(int bits, int rounds)
             ai[j] = BN_new();
         }
 
-        good = hpki_rsa_blind_batch(n, e, mont, a, ai, 16, bn) == 0;
+        good = hpki_rsa_blind_batch(n, e, mont, a, ai, 16, bn, NULL) == 0;
         fresh = 1;
 
         for (j = 0; good && j < 16; j++) {
