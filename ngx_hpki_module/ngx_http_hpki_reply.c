@@ -71,23 +71,41 @@ ngx_http_hpki_json_text(ngx_pool_t *pool, json_t *json, ngx_str_t *text)
 }
 
 
+/* a signing reply with one signature and a chain fits */
+#define NGX_HTTP_HPKI_JSON_GUESS  8192
+
+
+/* one encoding pass when the reply fits the first guess, else two */
+
 ngx_int_t
 ngx_http_hpki_json_buf(ngx_http_request_t *r, json_t *body, ngx_buf_t **bp)
 {
     size_t      len;
     ngx_buf_t  *b;
 
-    len = json_dumpb(body, NULL, 0, JSON_COMPACT);
-    if (len == 0) {
-        return NGX_ERROR;
-    }
-
-    b = ngx_create_temp_buf(r->pool, len + 1);
+    b = ngx_create_temp_buf(r->pool, NGX_HTTP_HPKI_JSON_GUESS + 1);
     if (b == NULL) {
         return NGX_ERROR;
     }
 
-    b->last += json_dumpb(body, (char *) b->pos, len, JSON_COMPACT);
+    len = json_dumpb(body, (char *) b->pos, NGX_HTTP_HPKI_JSON_GUESS,
+                     JSON_COMPACT);
+    if (len == 0) {
+        return NGX_ERROR;
+    }
+
+    if (len > NGX_HTTP_HPKI_JSON_GUESS) {
+        b = ngx_create_temp_buf(r->pool, len + 1);
+        if (b == NULL) {
+            return NGX_ERROR;
+        }
+
+        if (json_dumpb(body, (char *) b->pos, len, JSON_COMPACT) != len) {
+            return NGX_ERROR;
+        }
+    }
+
+    b->last += len;
     *b->last++ = LF;
 
     *bp = b;

@@ -46,6 +46,7 @@ static u_char *ngx_http_hpki_put_field(u_char *p, ngx_uint_t tag,
 static ngx_int_t ngx_http_hpki_sign_create_request(ngx_http_request_t *r);
 static ngx_int_t ngx_http_hpki_sign_reinit_request(ngx_http_request_t *r);
 static ngx_int_t ngx_http_hpki_sign_process_header(ngx_http_request_t *r);
+static ngx_uint_t ngx_http_hpki_sign_ascii(u_char *p, size_t len);
 static ngx_int_t ngx_http_hpki_sign_reply(ngx_http_request_t *r,
     ngx_http_hpki_sign_ctx_t *sctx, ngx_uint_t type, u_char *p, u_char *last);
 static ngx_int_t ngx_http_hpki_sign_filter_init(void *data);
@@ -691,6 +692,21 @@ ngx_http_hpki_sign_process_header(ngx_http_request_t *r)
 }
 
 
+static ngx_uint_t
+ngx_http_hpki_sign_ascii(u_char *p, size_t len)
+{
+    u_char  *last;
+
+    for (last = p + len; p < last; p++) {
+        if (*p == '\0' || *p >= 0x80) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
 static ngx_int_t
 ngx_http_hpki_sign_reply(ngx_http_request_t *r,
     ngx_http_hpki_sign_ctx_t *sctx, ngx_uint_t type, u_char *p, u_char *last)
@@ -754,15 +770,22 @@ ngx_http_hpki_sign_reply(ngx_http_request_t *r,
             }
             break;
 
+        /*
+         * PEM is ASCII: checked here, json_stringn_nocheck() need not
+         * validate UTF-8 over these kilobytes again
+         */
+
         case NGX_HTTP_HPKI_TAG_CERT:
-            v = json_stringn((char *) p, len);
+            v = ngx_http_hpki_sign_ascii(p, len)
+                ? json_stringn_nocheck((char *) p, len) : NULL;
             if (v == NULL || json_object_set_new(body, "certificate", v)) {
                 goto invalid;
             }
             break;
 
         case NGX_HTTP_HPKI_TAG_CHAIN:
-            v = json_stringn((char *) p, len);
+            v = ngx_http_hpki_sign_ascii(p, len)
+                ? json_stringn_nocheck((char *) p, len) : NULL;
             if (v == NULL || json_array_append_new(chain, v) != 0) {
                 goto invalid;
             }
