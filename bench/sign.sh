@@ -18,22 +18,31 @@
 # Redis, and checks that one POST /hpki/sign returns a signature that
 # `openssl pkeyutl -verify` accepts with the second certificate (and 401
 # without the token). Then, for each concurrency (1, 4, 16):
-#   nginx    wrk (bench/sign_wrk.lua: one fresh random digest per request)
-#            for BENCH_WARMUP s, then BENCH_DURATION s measured
+#   nginx    wrk (bench/sign_wrk.lua: a random digest per request) for
+#            BENCH_WARMUP s, then BENCH_ROUNDS rounds of: BENCH_DURATION s
+#            measured, then the ceiling alone (hpki-signd-bench -C): the
+#            two partial exponentiations of a fresh RSA-2048 split key,
+#            in-process, on every core at once, BENCH_CEILING_SECONDS s
 #   direct   build/hpki-signd-bench on hpki-signd's socket, same concurrency,
-#            BENCH_DURATION s; it then measures, in-process, the ceiling:
-#            the two partial exponentiations of a fresh RSA-2048 split key,
-#            sequentially on one core and on every core at once
-# and prints a table: signatures/s and p50/p99 through nginx, the ceiling,
-# the ratio nginx/ceiling (target >= 0.85) and the direct-socket figures.
+#            BENCH_DURATION s, and its own ceiling (also sequential, one core)
+# and prints a table: signatures/s and p50/p99 through nginx (medians of
+# the rounds), the ratio nginx/ceiling (the median of the rounds' ratios,
+# each round against the ceiling measured right after it: target >= 0.85),
+# the same against the highest ceiling of the whole run (stricter), and
+# the direct-socket figures.
 #
 # Environment:
 #   BENCH_DURATION      seconds per measured run (default 10)
+#   BENCH_ROUNDS        rounds per concurrency (default 3), each a wrk run
+#                       followed by the ceiling alone (hpki-signd-bench -C)
+#   BENCH_CEILING_SECONDS  seconds of each such ceiling (default 3)
 #   BENCH_WARMUP        seconds of wrk warm-up before each nginx run (default 2)
 #   BENCH_CONCURRENCY   the concurrencies (default "1 4 16")
 #   BENCH_THREADS       wrk -t at most (default 2; never more than -c)
 #   BENCH_WORKERS       nginx worker_processes (default 1)
 #   BENCH_SIGND_WORKERS hpki-signd `workers` (default 0 = one per CPU per pool)
+#   BENCH_SIGND_AFFINITY hpki-signd `worker_cpu_affinity` (default auto: each
+#                       share worker on one CPU, see docs/sidecar.md; off)
 #   BENCH_KEEPALIVE     upstream keepalive connections per nginx worker
 #                       (default 16, the highest concurrency; conf/hpki.conf
 #                       ships 8)
@@ -60,11 +69,14 @@ NGINX=${HPKI_NGINX:-nginx}
 REDIS_SERVER=${HPKI_REDIS_SERVER:-redis-server}
 
 DURATION=${BENCH_DURATION:-10}
+ROUNDS=${BENCH_ROUNDS:-3}
+CEIL_SECONDS=${BENCH_CEILING_SECONDS:-3}
 WARMUP=${BENCH_WARMUP:-2}
 read -r -a CONCS <<<"${BENCH_CONCURRENCY:-1 4 16}"
 MAX_THREADS=${BENCH_THREADS:-2}
 WORKERS=${BENCH_WORKERS:-1}
 SIGND_WORKERS=${BENCH_SIGND_WORKERS:-0}
+SIGND_AFFINITY=${BENCH_SIGND_AFFINITY:-auto}
 KEEPALIVE=${BENCH_KEEPALIVE:-16}
 PIN=${BENCH_PIN:-0}
 TARGET=0.85
@@ -142,7 +154,7 @@ trap 'echo "bench/sign.sh: stopped (time bound or SIGTERM)" >&2; exit 143' TERM
 # everything stops itself: the whole run is bounded (per concurrency: the
 # nginx warm-up and run, the direct run, about 6 s of ceiling, margins)
 NC=${#CONCS[@]}
-BUDGET=${BENCH_TIMEOUT:-$(( NC * (WARMUP + 2 * DURATION + 6 + 40) + 120 ))}
+BUDGET=${BENCH_TIMEOUT:-$(( NC * (WARMUP + ROUNDS * (DURATION + 2 * CEIL_SECONDS + 8) + DURATION + 6 + 40) + 120 ))}
 watchdog "$BUDGET"
 
 read -r HTTP_PORT REDIS_PORT < <(free_ports 2)
@@ -223,6 +235,7 @@ socket_mode          0660
 allow_uid            $UIDS
 pid_file             $D/signd.pid
 workers              $SIGND_WORKERS
+worker_cpu_affinity  $SIGND_AFFINITY
 redis                127.0.0.1:$REDIS_PORT
 store_a_redis        127.0.0.1:$REDIS_PORT
 store_a_user         share-a
@@ -458,6 +471,19 @@ run_wrk() {             # run_wrk CONC SECONDS: sets RESULT
     fi
 }
 
+CEIL_R=""
+run_ceiling() {         # the 2-core ceiling alone, CEIL_SECONDS s: sets CEIL_R
+    local out="$D/ceiling.out" rc=0
+    timeout -s TERM $(( 2 * CEIL_SECONDS + 60 )) \
+        "$SBENCH" -C -d "$CEIL_SECONDS" -b "$KEY_BITS" >"$out" 2>&1 &
+    BENCH_PID=$!
+    wait "$BENCH_PID" || rc=$?
+    BENCH_PID=""
+    [ "$rc" -eq 0 ] || { cat "$out" >&2; die "hpki-signd-bench -C failed (status $rc)"; }
+    CEIL_R=$(sed -n 's/^ceiling:.*, \([0-9.]*\)\/s on [0-9]* cores.*/\1/p' "$out" | head -1)
+    [ -n "$CEIL_R" ] || { cat "$out" >&2; die "cannot read hpki-signd-bench -C's output"; }
+}
+
 BOUT=""
 run_direct() {          # run_direct CONC: hpki-signd-bench, sets BOUT
     local out="$D/direct-$1.out" rc=0
@@ -476,11 +502,12 @@ ms() { awk -v x="$1" 'BEGIN{printf "%.2f", x / 1000}'; }
 echo
 echo "nginx $("$NGINX" -v 2>&1 | sed 's/.*nginx\///') (worker_processes $WORKERS," \
      "upstream keepalive $KEEPALIVE), plain HTTP on loopback;" \
-     "hpki-signd workers $SIGND_WORKERS per pool ($( [ "$SIGND_WORKERS" = 0 ] \
+     "hpki-signd workers $SIGND_WORKERS per pool, worker_cpu_affinity $SIGND_AFFINITY ($( [ "$SIGND_WORKERS" = 0 ] \
         && echo "$NCPU" || echo "$SIGND_WORKERS") + same), log_level warn"
 echo "$NCPU cores; $(openssl version | cut -d' ' -f1-2); RSA-$KEY_BITS," \
      "SHA-256, PKCS#1 v1.5, one digest per request"
-echo "per concurrency: wrk ${WARMUP}s warm-up + ${DURATION}s through nginx," \
+echo "per concurrency: wrk ${WARMUP}s warm-up, then $ROUNDS rounds of" \
+     "${DURATION}s through nginx + ${CEIL_SECONDS}s of the ceiling alone;" \
      "then hpki-signd-bench ${DURATION}s on the socket + its ceiling"
 if [ "$PIN" = 1 ]; then
     echo "pinned: nginx on CPU 0, wrk and redis-server on CPU $(( NCPU - 1 )), hpki-signd not"
@@ -492,24 +519,53 @@ echo "load average at start: $(loadavg)"
 echo
 
 HZ=$(getconf CLK_TCK)
-declare -A NRPS NP50 NP99 NBAD DRPS DP50 DP99 DERR ONE ALL CPUSIG GWCPU SHARE OTHER
+declare -A NRPS NP50 NP99 NBAD DRPS DP50 DP99 DERR ONE ALL CPUSIG GWCPU SHARE OTHER RCEIL RRATIO
+ALLR=""
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a == "" || b == "" || b == 0) print "n/a"; else printf "%.2f", a / b }'; }
+median() { tr ' ' '\n' | grep . | sort -n | awk '{v[NR] = $1}
+    END {if (NR == 0) print ""; else if (NR % 2) print v[(NR + 1) / 2];
+         else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+
 for c in "${CONCS[@]}"; do
     run_wrk "$c" "$WARMUP"
 
     NGINX_PIDS="$NGINX_PID $(cat /proc/"$NGINX_PID"/task/*/children 2>/dev/null)"
     SHARE_PIDS=$(signd_children | tr '\n' ' ')
     SIGND_CHILDREN="$SIGND_CHILDREN $SHARE_PIDS"
-    m0=$(machine_busy); t0=$EPOCHREALTIME
-    n0=$(ticks $NGINX_PIDS); c0=$(ticks "$SIGND_PID"); s0=$(ticks $SHARE_PIDS); r0=$(ticks "$REDIS_PID")
-    w0=$(child_ticks)
-    run_wrk "$c" "$DURATION"
-    w1=$(child_ticks)
-    n1=$(ticks $NGINX_PIDS); c1=$(ticks "$SIGND_PID"); s1=$(ticks $SHARE_PIDS); r1=$(ticks "$REDIS_PID")
-    m1=$(machine_busy); t1=$EPOCHREALTIME
-    read -r _ n us p50 p99 st se nosig <<<"${RESULT[*]}"
-    NRPS[$c]=$(awk -v n="$n" -v us="$us" 'BEGIN{printf "%.1f", n / (us / 1e6)}')
-    NP50[$c]=$(ms "$p50"); NP99[$c]=$(ms "$p99")
-    NBAD[$c]=$(( st + se + nosig ))
+
+    # ROUNDS rounds of (wrk, then the ceiling alone): the machine's speed
+    # drifts over minutes, so each round's figure is set against the
+    # ceiling measured right after it; the medians are reported
+    rps="" p50s="" p99s="" ceils="" ratios="" bad=0
+    for round in $(seq "$ROUNDS"); do
+        if [ "$round" = 1 ]; then
+            m0=$(machine_busy); t0=$EPOCHREALTIME
+            n0=$(ticks $NGINX_PIDS); c0=$(ticks "$SIGND_PID"); s0=$(ticks $SHARE_PIDS); r0=$(ticks "$REDIS_PID")
+            w0=$(child_ticks)
+        fi
+        run_wrk "$c" "$DURATION"
+        if [ "$round" = 1 ]; then
+            w1=$(child_ticks)
+            n1=$(ticks $NGINX_PIDS); c1=$(ticks "$SIGND_PID"); s1=$(ticks $SHARE_PIDS); r1=$(ticks "$REDIS_PID")
+            m1=$(machine_busy); t1=$EPOCHREALTIME
+            read -r _ n us p50 p99 st se nosig <<<"${RESULT[*]}"
+        fi
+        read -r _ rn rus rp50 rp99 rst rse rnosig <<<"${RESULT[*]}"
+        r_rps=$(awk -v n="$rn" -v us="$rus" 'BEGIN{printf "%.1f", n / (us / 1e6)}')
+        run_ceiling
+        rps="$rps $r_rps" p50s="$p50s $rp50" p99s="$p99s $rp99"
+        ceils="$ceils $CEIL_R"
+        ratios="$ratios $(ratio "$r_rps" "$CEIL_R")"
+        bad=$(( bad + rst + rse + rnosig ))
+        printf '  -c %-3d round %d: nginx %8s sig/s, ceiling %8s sig/s, ratio %s\n' \
+            "$c" "$round" "$r_rps" "$CEIL_R" "$(ratio "$r_rps" "$CEIL_R")"
+    done
+    NRPS[$c]=$(echo "$rps" | median)
+    NP50[$c]=$(ms "$(echo "$p50s" | median)"); NP99[$c]=$(ms "$(echo "$p99s" | median)")
+    RCEIL[$c]=$(echo "$ceils" | median)
+    RRATIO[$c]=$(echo "$ratios" | median)
+    ALLR="$ALLR $ceils"
+    NBAD[$c]=$bad
     # CPU ms per signature: nginx, hpki-signd (combiner + workers), Redis,
     # and everything else on the machine (wrk, other people's jobs)
     # and the share workers' part of it (their two partial modexps)
@@ -523,8 +579,8 @@ for c in "${CONCS[@]}"; do
     OTHER[$c]=$(awk -v hz="$HZ" -v us="$(awk -v a="$t0" -v b="$t1" 'BEGIN{print (b - a) * 1e6}')" -v ncpu="$NCPU" \
         -v o=$(( m1 - m0 - (n1 - n0) - (c1 - c0) - (s1 - s0) - (r1 - r0) - (w1 - w0) )) \
         'BEGIN{o = o < 0 ? 0 : o; printf "%.0f", 100 * o / (us / 1e6 * hz * ncpu)}')
-    printf '  -c %-3d nginx   %8s sig/s  p50 %7s ms  p99 %7s ms  errors %d  (load %s)\n' \
-        "$c" "${NRPS[$c]}" "${NP50[$c]}" "${NP99[$c]}" "${NBAD[$c]}" "$(loadavg)"
+    printf '  -c %-3d nginx   %8s sig/s  p50 %7s ms  p99 %7s ms  errors %d  (medians of %d rounds; load %s)\n' \
+        "$c" "${NRPS[$c]}" "${NP50[$c]}" "${NP99[$c]}" "${NBAD[$c]}" "$ROUNDS" "$(loadavg)"
     printf '         CPU ms per signature: %s, total %s ms\n' \
         "$(echo "${CPUSIG[$c]}" | sed 's/=/ /g; s/,/, /g')" "${GWCPU[$c]}"
     printf '         other processes (not this bench) took %s%% of the %d cores meanwhile\n' \
@@ -547,17 +603,16 @@ for c in "${CONCS[@]}"; do
         "${ALL[$c]:-n/a}" "$NCPU" "${ONE[$c]:-n/a}"
 done
 
-# the ceiling: the highest of its measurements (other load on the machine can
-# only lower it, so the highest is the least disturbed, and the strictest
-# for the target)
+# the strict ceiling: the highest of all its measurements (other load on
+# the machine can only lower it, so the highest is the least disturbed)
 maxof() { tr ' ' '\n' | grep . | sort -n | tail -1; }
-CEIL=$(for c in "${CONCS[@]}"; do echo "${ALL[$c]:-}"; done | tr '\n' ' ' | maxof)
+CEIL=$( (for c in "${CONCS[@]}"; do echo "${ALL[$c]:-}"; done; echo "$ALLR") | tr '\n' ' ' | maxof)
 CEIL1=$(for c in "${CONCS[@]}"; do echo "${ONE[$c]:-}"; done | tr '\n' ' ' | maxof)
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a == "" || b == "" || b == 0) print "n/a"; else printf "%.2f", a / b }'; }
 
 echo
-echo "ceiling (hpki-signd-bench, in-process, two partial modexps per signature," \
-     "highest of its ${#CONCS[@]} measurements): ${CEIL:-n/a} sig/s on $NCPU cores;" \
+echo "ceiling (hpki-signd-bench, in-process, two partial modexps per signature):" \
+     "per round, measured right after it (column 'ceiling', the median);" \
+     "highest of the whole run ${CEIL:-n/a} sig/s on $NCPU cores;" \
      "${CEIL1:-n/a} sig/s sequential on one core"
 if [ -n "$CEIL" ] && [ -n "$CEIL1" ] && awk -v a="$CEIL" -v b="$CEIL1" -v n="$NCPU" \
        'BEGIN{exit !(a < 0.8 * n * b)}'; then
@@ -571,27 +626,30 @@ if [ "${busy:-0}" -gt 10 ]; then
          "the nginx runs: the machine was not quiet, the figures are disturbed"
 fi
 echo
-printf '%5s %12s %9s %9s %10s %8s %8s %12s %9s %9s %9s\n' conc "nginx sig/s" \
-    "p50 ms" "p99 ms" "ceiling" "/ceil" "/1-core" "direct sig/s" "p50 ms" "nginx/dir" "modexp CPU"
+printf '%5s %12s %9s %9s %10s %8s %8s %8s %12s %9s %9s %9s\n' conc "nginx sig/s" \
+    "p50 ms" "p99 ms" "ceiling" "/ceil" "/max" "/1-core" "direct sig/s" "p50 ms" "nginx/dir" "modexp CPU"
 met=yes
 for c in "${CONCS[@]}"; do
-    r=$(ratio "${NRPS[$c]}" "$CEIL")
+    r=${RRATIO[$c]:-n/a}
     note=""
     [ "${NBAD[$c]}" -eq 0 ] || note="  INVALID: ${NBAD[$c]} errors or answers without a signature"
     awk -v r="$r" -v t="$TARGET" 'BEGIN{exit !(r != "n/a" && r >= t)}' || met=no
-    printf '%5d %12s %9s %9s %10s %8s %8s %12s %9s %9s %9s%s\n' "$c" "${NRPS[$c]}" \
-        "${NP50[$c]}" "${NP99[$c]}" "${CEIL:-n/a}" "$r" \
+    printf '%5d %12s %9s %9s %10s %8s %8s %8s %12s %9s %9s %9s%s\n' "$c" "${NRPS[$c]}" \
+        "${NP50[$c]}" "${NP99[$c]}" "${RCEIL[$c]:-n/a}" "$r" \
+        "$(ratio "${NRPS[$c]}" "$CEIL")" \
         "$(ratio "${NRPS[$c]}" "$CEIL1")" "${DRPS[$c]:-n/a}" "${DP50[$c]:-n/a}" \
         "$(ratio "${NRPS[$c]}" "${DRPS[$c]:-}")" "${SHARE[$c]}" "$note"
 done
-echo "columns: /ceil = nginx / the ceiling on $NCPU cores (the target's ratio);" \
+echo "columns: /ceil = the median of the rounds' nginx / ceiling on $NCPU cores" \
+     "(the target's ratio); /max = nginx / the highest ceiling of the run;" \
      "/1-core = nginx / the one-core sequential ceiling; modexp CPU = the share" \
      "workers' CPU / all the CPU this bench's processes spent (nginx, combiner," \
      "share workers, redis, wrk), about the most of the ceiling a machine with" \
      "no other load could reach once its cores are saturated"
 echo
-best=$(for c in "${CONCS[@]}"; do ratio "${NRPS[$c]}" "$CEIL"; echo; done | sort -n | tail -1)
-echo "target: nginx >= $TARGET x the ceiling on $NCPU cores: best ratio $best;" \
+best=$(for c in "${CONCS[@]}"; do echo "${RRATIO[$c]:-}"; done | sort -n | tail -1)
+worst=$(for c in "${CONCS[@]}"; do echo "${RRATIO[$c]:-}"; done | sort -n | head -1)
+echo "target: nginx >= $TARGET x the ceiling on $NCPU cores: ratios $worst to $best;" \
      "$( [ "$met" = yes ] && echo "met at every concurrency" \
          || echo "NOT met at every concurrency")"
 echo "load average at end: $(loadavg)"

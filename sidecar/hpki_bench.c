@@ -8,6 +8,7 @@
  *
  *   hpki-signd-bench -s SOCKET -u USER -t TOKEN_FILE [-c 4] [-d 10]
  *                    [-a sha256|sha384|sha512] [-p] [-b BITS]
+ *   hpki-signd-bench -C [-d 3] [-b 2048]      (the ceiling alone)
  */
 
 #include <errno.h>
@@ -223,21 +224,70 @@ hpki_bench_partials(void *arg)
 }
 
 
-int
-main(int argc, char **argv)
+/*
+ * the ceiling: a fresh key of the same size, split the same way, its two
+ * partials in-process, sequentially on one core (one: seconds per pair)
+ * and on every core at once (par: pairs per second)
+ */
+
+static void
+hpki_bench_ceiling(int bits, int secs, double *one, double *par, int *ncpu)
 {
-    int                    ch, conc, secs, bits, pss, i, ncpu;
-    char                  *alg;
-    size_t                 total, errors, k;
-    double                *all, t0, elapsed, one, rate, par;
+    int                    i;
     RSA                   *rsa;
     BIGNUM                *da, *db;
     BN_CTX                *ctx;
     EVP_PKEY              *pk;
     const BIGNUM          *n;
+    hpki_bench_ceiling_t   c[64];
+
+    pk = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t) bits);
+    rsa = EVP_PKEY_get1_RSA(pk);
+    ctx = BN_CTX_new();
+    da = BN_new();
+    db = BN_new();
+    RSA_get0_key(rsa, &n, NULL, NULL);
+    hpki_rsa_split(rsa, da, db, ctx);
+
+    c[0].n = (BIGNUM *) n;
+    c[0].da = da;
+    c[0].db = db;
+    c[0].secs = secs;
+    hpki_bench_partials(&c[0]);
+    *one = c[0].secs / c[0].count;
+
+    *ncpu = (int) sysconf(_SC_NPROCESSORS_ONLN);
+    *ncpu = *ncpu < 1 ? 1 : *ncpu > 64 ? 64 : *ncpu;
+
+    for (i = 0; i < *ncpu; i++) {
+        c[i] = c[0];
+        c[i].secs = secs;
+        pthread_create(&c[i].tid, NULL, hpki_bench_partials, &c[i]);
+    }
+
+    *par = 0;
+    for (i = 0; i < *ncpu; i++) {
+        pthread_join(c[i].tid, NULL);
+        *par += c[i].count / c[i].secs;
+    }
+
+    BN_clear_free(da);
+    BN_clear_free(db);
+    BN_CTX_free(ctx);
+    RSA_free(rsa);
+    EVP_PKEY_free(pk);
+}
+
+
+int
+main(int argc, char **argv)
+{
+    int                    ch, conc, secs, bits, pss, i, ncpu, only;
+    char                  *alg;
+    size_t                 total, errors, k;
+    double                *all, t0, elapsed, one, rate, par;
     const char            *token_file;
     hpki_bench_thread_t   *th;
-    hpki_bench_ceiling_t   c[64];
 
     conc = 4;
     secs = 10;
@@ -245,8 +295,9 @@ main(int argc, char **argv)
     pss = 0;
     alg = "sha256";
     token_file = NULL;
+    only = 0;
 
-    while ((ch = getopt(argc, argv, "s:u:t:c:d:a:b:p")) != -1) {
+    while ((ch = getopt(argc, argv, "s:u:t:c:d:a:b:pC")) != -1) {
         switch (ch) {
         case 's': hpki_bench_socket = optarg; break;
         case 'u': hpki_bench_user = optarg; break;
@@ -256,13 +307,28 @@ main(int argc, char **argv)
         case 'a': alg = optarg; break;
         case 'b': bits = atoi(optarg); break;
         case 'p': pss = 1; break;
+        case 'C': only = 1; break;
         default:
             fprintf(stderr, "usage: hpki-signd-bench -s SOCKET -u USER "
                     "-t TOKEN_FILE [-c CONCURRENCY] [-d SECONDS]\n"
                     "       [-a sha256|sha384|sha512] [-p (PSS)] "
-                    "[-b BITS (ceiling key size)]\n");
+                    "[-b BITS (ceiling key size)]\n"
+                    "       hpki-signd-bench -C [-d SECONDS] [-b BITS]\n");
             return 2;
         }
+    }
+
+    if (only) {
+        if (secs < 1 || (bits != 0 && (bits < 1024 || bits > 8192))) {
+            fprintf(stderr, "hpki-signd-bench: bad -d or -b\n");
+            return 2;
+        }
+
+        hpki_bench_ceiling(bits ? bits : 2048, secs, &one, &par, &ncpu);
+        printf("ceiling:  two partial modexps in-process: %.2f ms sequential "
+               "(%.1f/s on one core), %.1f/s on %d cores\n",
+               1e3 * one, 1 / one, par, ncpu);
+        return 0;
     }
 
     if (hpki_bench_socket == NULL || hpki_bench_user == NULL
@@ -336,37 +402,7 @@ main(int argc, char **argv)
     printf("          %.1f signatures/s, latency p50 %.2f ms, p99 %.2f ms\n",
            rate, 1e3 * all[total / 2], 1e3 * all[(size_t) (total * 0.99)]);
 
-    /* the ceiling: a fresh key of the same size, split the same way */
-
-    pk = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t) bits);
-    rsa = EVP_PKEY_get1_RSA(pk);
-    ctx = BN_CTX_new();
-    da = BN_new();
-    db = BN_new();
-    RSA_get0_key(rsa, &n, NULL, NULL);
-    hpki_rsa_split(rsa, da, db, ctx);
-
-    c[0].n = (BIGNUM *) n;
-    c[0].da = da;
-    c[0].db = db;
-    c[0].secs = secs < 3 ? secs : 3;
-    hpki_bench_partials(&c[0]);
-    one = c[0].secs / c[0].count;
-
-    ncpu = (int) sysconf(_SC_NPROCESSORS_ONLN);
-    ncpu = ncpu < 1 ? 1 : ncpu > 64 ? 64 : ncpu;
-
-    for (i = 0; i < ncpu; i++) {
-        c[i] = c[0];
-        c[i].secs = secs < 3 ? secs : 3;
-        pthread_create(&c[i].tid, NULL, hpki_bench_partials, &c[i]);
-    }
-
-    par = 0;
-    for (i = 0; i < ncpu; i++) {
-        pthread_join(c[i].tid, NULL);
-        par += c[i].count / c[i].secs;
-    }
+    hpki_bench_ceiling(bits, secs < 3 ? secs : 3, &one, &par, &ncpu);
 
     printf("ceiling:  two partial modexps in-process: %.2f ms sequential "
            "(%.1f/s on one core), %.1f/s on %d cores\n",
