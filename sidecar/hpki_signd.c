@@ -240,8 +240,9 @@ static int hpki_signd_record_refused(int rc, const hpki_key_record_t *rec,
     const char **msg);
 static void hpki_signd_record_check(hpki_signd_t *sd, hpki_signd_req_t *req);
 static int hpki_signd_start(hpki_signd_t *sd, hpki_signd_req_t *req,
-    const BIGNUM *n, const BIGNUM *e, unsigned long version,
+    const BIGNUM *n, const BIGNUM *e, unsigned long version, int defer,
     const char **msg);
+static int hpki_signd_local_share(hpki_signd_t *sd);
 static void hpki_signd_req_reset(hpki_signd_req_t *req);
 static hpki_signd_hint_t *hpki_signd_hint(hpki_signd_t *sd, const char *user);
 static void hpki_signd_hint_set(hpki_signd_t *sd, const char *user,
@@ -1179,7 +1180,7 @@ hpki_signd_reply_error(hpki_signd_conn_t *c, int code, const char *msg)
 static void
 hpki_signd_sign(hpki_signd_t *sd, hpki_signd_conn_t *c, hpki_frame_t *f)
 {
-    int                  i, j, code, rc;
+    int                  i, j, code, rc, local;
     const char          *msg;
     hpki_signd_req_t    *req;
     hpki_signd_hint_t   *hint;
@@ -1314,13 +1315,20 @@ hpki_signd_sign(hpki_signd_t *sd, hpki_signd_conn_t *c, hpki_frame_t *f)
     hint = hpki_signd_hint(sd, req->user);
 
     if (hint != NULL) {
+        local = hpki_signd_local_share(sd);
+
         code = hpki_signd_start(sd, req, hint->n, hint->e, hint->version,
-                                &msg);
+                                local, &msg);
         if (code != 0) {
             goto failed_audit;
         }
 
         hpki_signd_record_check(sd, req);
+
+        if (local >= 0) {
+            hpki_signd_dispatch(sd, local);
+        }
+
         return;
     }
 
@@ -1333,7 +1341,7 @@ hpki_signd_sign(hpki_signd_t *sd, hpki_signd_conn_t *c, hpki_frame_t *f)
     }
 
     code = hpki_signd_start(sd, req, req->rec.n, req->rec.e,
-                            req->rec.version, &msg);
+                            req->rec.version, -1, &msg);
     if (code != 0) {
         goto failed_audit;
     }
@@ -1460,11 +1468,14 @@ hpki_signd_record_check(hpki_signd_t *sd, hpki_signd_req_t *req)
 }
 
 
-/* pads and blinds every digest with key (n, e) and queues the partials */
+/*
+ * pads and blinds every digest with key (n, e) and queues the partials;
+ * the jobs of share defer (unless -1) wait for the caller's dispatch
+ */
 
 static int
 hpki_signd_start(hpki_signd_t *sd, hpki_signd_req_t *req, const BIGNUM *n,
-    const BIGNUM *e, unsigned long version, const char **msg)
+    const BIGNUM *e, unsigned long version, int defer, const char **msg)
 {
     int                i, d, nbits;
     BIGNUM            *a;
@@ -1539,10 +1550,50 @@ hpki_signd_start(hpki_signd_t *sd, hpki_signd_req_t *req, const BIGNUM *n,
         }
     }
 
-    hpki_signd_dispatch(sd, 0);
-    hpki_signd_dispatch(sd, 1);
+    for (i = 0; i < 2; i++) {
+        if (i != defer) {
+            hpki_signd_dispatch(sd, i);
+        }
+    }
 
     return 0;
+}
+
+
+/*
+ * With worker_cpu_affinity auto: the share whose next idle worker is
+ * bound to the CPU this runs on, else -1.  That worker runs only once the
+ * combiner waits, so the combiner hands it its job last, after the one
+ * on another CPU and after reading the record: both partials then start
+ * at about the same time, and the record is checked before either ends.
+ */
+
+static int
+hpki_signd_local_share(hpki_signd_t *sd)
+{
+    int                   cpu, s, i;
+    hpki_signd_worker_t  *w;
+
+    if (sd->ncpus < 2) {
+        return -1;
+    }
+
+    cpu = sched_getcpu();
+
+    for (s = 0; s < 2; s++) {
+        for (i = 0; i < sd->nworkers; i++) {
+            w = &sd->workers[s][i];
+
+            if (w->fd != -1 && w->job == NULL) {
+                if (sd->cpus[(i + s) % sd->ncpus] == cpu) {
+                    return s;
+                }
+                break;
+            }
+        }
+    }
+
+    return -1;
 }
 
 
@@ -1679,7 +1730,7 @@ hpki_signd_job_done(hpki_signd_t *sd, hpki_signd_job_t *job, int code,
         hpki_signd_req_reset(req);
 
         code = hpki_signd_start(sd, req, req->rec.n, req->rec.e,
-                                req->rec.version, &req->message);
+                                req->rec.version, -1, &req->message);
         if (code == 0) {
             return;
         }
