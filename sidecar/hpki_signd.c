@@ -150,14 +150,6 @@ typedef struct {
 
 
 /*
- * The blinder: a thread at SCHED_IDLE that restocks blinding pairs.  It
- * runs only on a CPU that would otherwise idle and gives it up at once,
- * so a request no longer waits while a batch is made on a core that a
- * partial needs.  Under full load it gets almost no CPU; a request that
- * finds the stock empty then makes a batch itself, as before.
- */
-
-/*
  * The user's public record as last read: a request starts its partials
  * with it at once and reads the record while they run (see
  * hpki_signd_sign()).  Only a hint: nothing is signed on its word.
@@ -170,6 +162,15 @@ typedef struct {
     BIGNUM                 *e;
 } hpki_signd_hint_t;
 
+
+/*
+ * The blinder: a thread at SCHED_IDLE that restocks blinding pairs, woken
+ * once the replies of a loop turn are out.  It runs on CPUs that would
+ * otherwise idle and yields between the steps of a batch, so a request no
+ * longer waits while a batch is made on a core that a partial needs.
+ * Under full load it gets almost no CPU; a request that finds the stock
+ * empty then makes a batch itself, as before.
+ */
 
 typedef struct {
     pthread_t               thread;
