@@ -675,12 +675,15 @@ ngx_http_hpki_sign_process_header(ngx_http_request_t *r)
         return rc;
     }
 
-    b->pos = p + 4 + len;
+    /*
+     * The frame stays in the buffer, as if it were body bytes read with
+     * the header: nginx then sends the header and the JSON that replaces
+     * the frame (ngx_http_hpki_sign_filter()) in one write.  One request,
+     * one reply: anything more means the stream is off.
+     */
 
-    /* one request, one reply: anything more means the stream is off */
-
-    u->keepalive = (b->pos == b->last);
-    b->pos = b->last;
+    sctx->reply_frame = 4 + len;
+    u->keepalive = (p + 4 + len == b->last);
 
     u->input_filter_init = ngx_http_hpki_sign_filter_init;
     u->input_filter = ngx_http_hpki_sign_filter;
@@ -931,7 +934,7 @@ failed:
 }
 
 
-/* the whole reply was read with the header: hand over the JSON and stop */
+/* the whole reply was read with the header: its frame is all the "body" */
 
 static ngx_int_t
 ngx_http_hpki_sign_filter_init(void *data)
@@ -943,23 +946,40 @@ ngx_http_hpki_sign_filter_init(void *data)
     ctx = ngx_http_get_module_ctx(r, ngx_http_hpki_module);
     sctx = ctx->data;
 
-    r->upstream->out_bufs = sctx->reply;
-    r->upstream->length = 0;
+    r->upstream->length = sctx->reply_frame;
 
     return NGX_OK;
 }
 
 
+/* the frame's bytes are taken, the JSON made of it goes out instead */
+
 static ngx_int_t
 ngx_http_hpki_sign_filter(void *data, ssize_t bytes)
 {
-    ngx_http_request_t  *r = data;
+    ngx_http_request_t        *r = data;
+    ngx_http_upstream_t       *u;
+    ngx_http_hpki_ctx_t       *ctx;
+    ngx_http_hpki_sign_ctx_t  *sctx;
 
-    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                  "hpki: hpki-signd sent %z bytes after its reply", bytes);
+    u = r->upstream;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_hpki_module);
+    sctx = ctx->data;
 
-    r->upstream->keepalive = 0;
-    r->upstream->length = 0;
+    u->buffer.last += bytes;
+
+    if (u->length > 0) {
+        u->out_bufs = sctx->reply;
+        bytes -= u->length;
+    }
+
+    if (bytes > 0) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "hpki: hpki-signd sent %z bytes after its reply", bytes);
+        u->keepalive = 0;
+    }
+
+    u->length = 0;
 
     return NGX_OK;
 }

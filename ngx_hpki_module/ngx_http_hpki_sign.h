@@ -37,6 +37,7 @@ typedef struct {
     const char                  *hash_alg;
     ngx_uint_t                   csc;          /* unsigned:1 */
     ngx_chain_t                 *reply;
+    size_t                       reply_frame;  /* its frame's size */
 } ngx_http_hpki_sign_ctx_t;
 
 
