@@ -33,7 +33,7 @@
 #
 # Environment:
 #   BENCH_DURATION      seconds per measured run (default 10)
-#   BENCH_ROUNDS        rounds per concurrency (default 3), each a wrk run
+#   BENCH_ROUNDS        rounds per concurrency (default 5), each a wrk run
 #                       followed by the ceiling alone (hpki-signd-bench -C)
 #   BENCH_CEILING_SECONDS  seconds of each such ceiling (default 3)
 #   BENCH_WARMUP        seconds of wrk warm-up before each nginx run (default 2)
@@ -69,7 +69,7 @@ NGINX=${HPKI_NGINX:-nginx}
 REDIS_SERVER=${HPKI_REDIS_SERVER:-redis-server}
 
 DURATION=${BENCH_DURATION:-10}
-ROUNDS=${BENCH_ROUNDS:-3}
+ROUNDS=${BENCH_ROUNDS:-5}
 CEIL_SECONDS=${BENCH_CEILING_SECONDS:-3}
 WARMUP=${BENCH_WARMUP:-2}
 read -r -a CONCS <<<"${BENCH_CONCURRENCY:-1 4 16}"
