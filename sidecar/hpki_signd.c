@@ -1598,7 +1598,7 @@ hpki_signd_local_share(hpki_signd_t *sd)
 }
 
 
-/* before the partials start again: what the first start made */
+/* what a start made: before the partials start again, and when done */
 
 static void
 hpki_signd_req_reset(hpki_signd_req_t *req)
@@ -1866,17 +1866,7 @@ hpki_signd_audit(hpki_signd_t *sd, hpki_signd_req_t *req,
 static void
 hpki_signd_req_free(hpki_signd_req_t *req)
 {
-    int  d;
-
-    for (d = 0; d < HPKI_DIGESTS_MAX; d++) {
-        free(req->em[d]);
-        BN_free(req->x[d]);
-        BN_clear_free(req->rinv[d]);
-        BN_free(req->y[0][d]);
-        BN_free(req->y[1][d]);
-    }
-
-    RSA_free(req->pub);
+    hpki_signd_req_reset(req);
     hpki_key_record_free(&req->rec);
 
     if (req->token != NULL) {
