@@ -111,6 +111,10 @@ for c in "${CONCS[@]}"; do
     [[ "$c" =~ ^[0-9]+$ ]] && [ "$c" -ge 1 ] && [ "$c" -le 256 ] \
         || die "BENCH_CONCURRENCY: '$c' is not 1 to 256"
 done
+[[ "$ROUNDS" =~ ^[0-9]+$ ]] && [ "$ROUNDS" -ge 1 ] && [ "$ROUNDS" -le 50 ] \
+    || die "BENCH_ROUNDS: '$ROUNDS' is not 1 to 50"
+[[ "$CEIL_SECONDS" =~ ^[0-9]+$ ]] && [ "$CEIL_SECONDS" -ge 1 ] \
+    || die "BENCH_CEILING_SECONDS: '$CEIL_SECONDS' is not a positive number"
 
 # --- private directory, cleanup, time bound ----------------------------------
 
