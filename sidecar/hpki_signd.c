@@ -253,6 +253,8 @@ static hpki_signd_key_t *hpki_signd_key(hpki_signd_t *sd, const BIGNUM *n,
 static void hpki_signd_key_free(hpki_signd_t *sd, hpki_signd_key_t *k);
 static int hpki_signd_blind_take(hpki_signd_t *sd, hpki_signd_key_t *k,
     BIGNUM **a, BIGNUM **ainv);
+static int hpki_signd_blind_pop(hpki_signd_t *sd, hpki_signd_key_t *k,
+    BIGNUM **a, BIGNUM **ainv);
 static int hpki_signd_blind_make(RSA *pub, BN_MONT_CTX *mont, BIGNUM **a,
     BIGNUM **ainv, int count, BN_CTX *ctx, void (*pause)(void));
 static void hpki_signd_blinder_pause(void);
@@ -1964,47 +1966,60 @@ static int
 hpki_signd_blind_take(hpki_signd_t *sd, hpki_signd_key_t *k, BIGNUM **a,
     BIGNUM **ainv)
 {
-    int      i, count;
+    int      count;
     BIGNUM  *ba[HPKI_SIGND_BLIND], *bainv[HPKI_SIGND_BLIND];
 
-    for (i = 0; i < 2; i++) {
-        pthread_mutex_lock(&sd->blinder.lock);
+    if (hpki_signd_blind_pop(sd, k, a, ainv) == 0) {
+        return 0;
+    }
 
-        if (k->npairs > 0) {
-            k->npairs--;
-            *a = k->a[k->npairs];
-            *ainv = k->ainv[k->npairs];
-            k->a[k->npairs] = NULL;
-            k->ainv[k->npairs] = NULL;
+    count = hpki_signd_blind_make(k->pub, k->mont, ba, bainv,
+                                  HPKI_SIGND_BLIND, sd->bn, NULL);
+    if (count > 0) {
+        hpki_signd_blind_stock(sd, k, k->pub, ba, bainv, count);
 
-            if (!k->want
-                && k->npairs <= HPKI_SIGND_BLIND_STOCK - HPKI_SIGND_BLIND)
-            {
-                k->want = 1;
-                sd->blinder.kick = 1;
-            }
-
-            pthread_mutex_unlock(&sd->blinder.lock);
+        if (hpki_signd_blind_pop(sd, k, a, ainv) == 0) {
             return 0;
         }
-
-        pthread_mutex_unlock(&sd->blinder.lock);
-
-        if (i > 0) {
-            break;
-        }
-
-        count = hpki_signd_blind_make(k->pub, k->mont, ba, bainv,
-                                      HPKI_SIGND_BLIND, sd->bn, NULL);
-        if (count == 0) {
-            break;
-        }
-
-        hpki_signd_blind_stock(sd, k, k->pub, ba, bainv, count);
     }
 
     hpki_log(HPKI_LOG_ERROR, "cannot make blinding factors");
     return -1;
+}
+
+
+/* one pair off the stock, -1 if it is empty; a low stock wants the blinder */
+
+static int
+hpki_signd_blind_pop(hpki_signd_t *sd, hpki_signd_key_t *k, BIGNUM **a,
+    BIGNUM **ainv)
+{
+    int  rc;
+
+    rc = -1;
+
+    pthread_mutex_lock(&sd->blinder.lock);
+
+    if (k->npairs > 0) {
+        k->npairs--;
+        *a = k->a[k->npairs];
+        *ainv = k->ainv[k->npairs];
+        k->a[k->npairs] = NULL;
+        k->ainv[k->npairs] = NULL;
+
+        if (!k->want
+            && k->npairs <= HPKI_SIGND_BLIND_STOCK - HPKI_SIGND_BLIND)
+        {
+            k->want = 1;
+            sd->blinder.kick = 1;
+        }
+
+        rc = 0;
+    }
+
+    pthread_mutex_unlock(&sd->blinder.lock);
+
+    return rc;
 }
 
 
