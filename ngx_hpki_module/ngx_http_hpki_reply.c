@@ -75,37 +75,40 @@ ngx_http_hpki_json_text(ngx_pool_t *pool, json_t *json, ngx_str_t *text)
 #define NGX_HTTP_HPKI_JSON_GUESS  8192
 
 
-/* one encoding pass when the reply fits the first guess, else two */
+/*
+ * One encoding pass into a stack buffer when the reply fits it, two
+ * otherwise; the pool buffer is of the exact size (a larger one would be
+ * a malloc() per reply).
+ */
 
 ngx_int_t
 ngx_http_hpki_json_buf(ngx_http_request_t *r, json_t *body, ngx_buf_t **bp)
 {
     size_t      len;
+    u_char      guess[NGX_HTTP_HPKI_JSON_GUESS];
     ngx_buf_t  *b;
 
-    b = ngx_create_temp_buf(r->pool, NGX_HTTP_HPKI_JSON_GUESS + 1);
-    if (b == NULL) {
-        return NGX_ERROR;
-    }
-
-    len = json_dumpb(body, (char *) b->pos, NGX_HTTP_HPKI_JSON_GUESS,
-                     JSON_COMPACT);
+    len = json_dumpb(body, (char *) guess, sizeof(guess), JSON_COMPACT);
     if (len == 0) {
         return NGX_ERROR;
     }
 
-    if (len > NGX_HTTP_HPKI_JSON_GUESS) {
-        b = ngx_create_temp_buf(r->pool, len + 1);
-        if (b == NULL) {
-            return NGX_ERROR;
-        }
+    b = ngx_create_temp_buf(r->pool, len + 1);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
 
+    if (len <= sizeof(guess)) {
+        b->last = ngx_cpymem(b->pos, guess, len);
+
+    } else {
         if (json_dumpb(body, (char *) b->pos, len, JSON_COMPACT) != len) {
             return NGX_ERROR;
         }
+
+        b->last += len;
     }
 
-    b->last += len;
     *b->last++ = LF;
 
     *bp = b;
