@@ -525,11 +525,14 @@ echo
 HZ=$(getconf CLK_TCK)
 declare -A NRPS NP50 NP99 NBAD DRPS DP50 DP99 DERR ONE ALL CPUSIG GWCPU SHARE OTHER RCEIL RRATIO
 ALLR=""
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a == "" || b == "" || b == 0) print "n/a"; else printf "%.2f", a / b }'; }
-ratio3() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a == "" || b == "" || b == 0) print "n/a"; else printf "%.3f", a / b }'; }
+ratio() {               # ratio A B [DECIMALS, default 2]
+    awk -v a="$1" -v b="$2" -v d="${3:-2}" 'BEGIN{
+        if (a == "" || b == "" || b == 0) print "n/a"
+        else printf "%." d "f", a / b }'
+}
 median() { tr ' ' '\n' | grep . | sort -n | awk '{v[NR] = $1}
     END {if (NR == 0) print ""; else if (NR % 2) print v[(NR + 1) / 2];
-         else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+         else printf "%g\n", (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 
 for c in "${CONCS[@]}"; do
     run_wrk "$c" "$WARMUP"
@@ -560,10 +563,10 @@ for c in "${CONCS[@]}"; do
         run_ceiling
         rps="$rps $r_rps" p50s="$p50s $rp50" p99s="$p99s $rp99"
         ceils="$ceils $CEIL_R"
-        ratios="$ratios $(ratio3 "$r_rps" "$CEIL_R")"
+        ratios="$ratios $(ratio "$r_rps" "$CEIL_R" 3)"
         bad=$(( bad + rst + rse + rnosig ))
         printf '  -c %-3d round %d: nginx %8s sig/s, ceiling %8s sig/s, ratio %s\n' \
-            "$c" "$round" "$r_rps" "$CEIL_R" "$(ratio3 "$r_rps" "$CEIL_R")"
+            "$c" "$round" "$r_rps" "$CEIL_R" "$(ratio "$r_rps" "$CEIL_R" 3)"
     done
     NRPS[$c]=$(echo "$rps" | median)
     NP50[$c]=$(ms "$(echo "$p50s" | median)"); NP99[$c]=$(ms "$(echo "$p99s" | median)")
