@@ -177,13 +177,16 @@ done:
 
 
 /*
- * count fresh blinding pairs a[i] = r_i^e, ainv[i] = r_i^-1 mod n, each r_i
- * drawn independently, with one modular inversion for the whole batch
+ * count fresh blinding pairs (r_i^e, r_i^-1) mod n, each r_i drawn
+ * independently, with one modular inversion for the whole batch
  * (Montgomery's trick: invert the product, then peel off one factor at a
  * time).  The pairs are as independent as count separate draws; each
- * must be used once.  a[] and ainv[] are allocated BIGNUMs.  pause, if
- * not NULL, is called between steps of at most one exponentiation or
- * the inversion.
+ * must be used once.  They are returned in the forms that
+ * hpki_rsa_blind() and hpki_rsa_combine() take, one Montgomery
+ * multiplication each: a[i] = r_i^e * R, ainv[i] = r_i^-1 * R^2 mod n,
+ * R that of mont.  a[] and ainv[] are allocated BIGNUMs.  pause, if not
+ * NULL, is called between steps of at most one exponentiation or the
+ * inversion.
  */
 
 int
@@ -251,7 +254,9 @@ hpki_rsa_blind_batch(const BIGNUM *n, const BIGNUM *e, BN_MONT_CTX *mont,
 
     for (i = 0; i < count; i++) {
         if (BN_mod_exp_mont(t, a[i], e, n, ctx, mont) != 1
-            || BN_copy(a[i], t) == NULL)
+            || BN_to_montgomery(a[i], t, mont, ctx) != 1
+            || BN_to_montgomery(t, ainv[i], mont, ctx) != 1
+            || BN_to_montgomery(ainv[i], t, mont, ctx) != 1)
         {
             goto done;
         }
@@ -326,25 +331,50 @@ done:
 }
 
 
-/* sig = ya * yb * rinv mod n, left-padded to the modulus length */
+/* x = EM * r^e mod n, a = r^e * R from hpki_rsa_blind_batch() */
+
+int
+hpki_rsa_blind(BIGNUM *x, const u_char *em, int k, const BIGNUM *a,
+    BN_MONT_CTX *mont, BN_CTX *ctx)
+{
+    if (BN_bin2bn(em, k, x) == NULL
+        || BN_mod_mul_montgomery(x, x, a, mont, ctx) != 1)
+    {
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/*
+ * sig = ya * yb * r^-1 mod n, left-padded to the modulus length; rinv is
+ * r^-1 * R^2 from hpki_rsa_blind_batch(), so two Montgomery
+ * multiplications do it
+ */
 
 int
 hpki_rsa_combine(const RSA *pub, const BIGNUM *ya, const BIGNUM *yb,
-    const BIGNUM *rinv, u_char *sig, BN_CTX *ctx)
+    const BIGNUM *rinv, BN_MONT_CTX *mont, u_char *sig, BN_CTX *ctx)
 {
     int             rc;
     BIGNUM         *s;
     const BIGNUM   *n;
 
-    rc = -1;
     RSA_get0_key(pub, &n, NULL, NULL);
+
+    if (BN_ucmp(ya, n) >= 0 || BN_ucmp(yb, n) >= 0) {
+        return -1;
+    }
+
+    rc = -1;
 
     BN_CTX_start(ctx);
     s = BN_CTX_get(ctx);
 
     if (s == NULL
-        || BN_mod_mul(s, ya, yb, n, ctx) != 1
-        || BN_mod_mul(s, s, rinv, n, ctx) != 1
+        || BN_mod_mul_montgomery(s, ya, yb, mont, ctx) != 1
+        || BN_mod_mul_montgomery(s, s, rinv, mont, ctx) != 1
         || BN_bn2binpad(s, sig, RSA_size(pub)) != RSA_size(pub))
     {
         goto done;

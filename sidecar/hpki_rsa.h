@@ -38,10 +38,12 @@ int hpki_rsa_encode(RSA *pub, int hash_alg, int sig_alg,
 int hpki_rsa_blind_batch(const BIGNUM *n, const BIGNUM *e,
     BN_MONT_CTX *mont, BIGNUM **a, BIGNUM **ainv, int count, BN_CTX *ctx,
     void (*pause)(void));
+int hpki_rsa_blind(BIGNUM *x, const u_char *em, int k, const BIGNUM *a,
+    BN_MONT_CTX *mont, BN_CTX *ctx);
 int hpki_rsa_partial(BIGNUM *y, const BIGNUM *x, const BIGNUM *share,
     const BIGNUM *n, BN_CTX *ctx);
 int hpki_rsa_combine(const RSA *pub, const BIGNUM *ya, const BIGNUM *yb,
-    const BIGNUM *rinv, u_char *sig, BN_CTX *ctx);
+    const BIGNUM *rinv, BN_MONT_CTX *mont, u_char *sig, BN_CTX *ctx);
 int hpki_rsa_verify(RSA *pub, const u_char *sig, const u_char *em);
 
 int hpki_rsa_split(const RSA *key, BIGNUM *da, BIGNUM *db, BN_CTX *ctx);

@@ -83,6 +83,7 @@ struct hpki_signd_req_s {
     int                     k;              /* modulus bytes */
     uint64_t                deadline;
     RSA                    *pub;            /* the partials' key */
+    BN_MONT_CTX            *mont;           /* its own: keys are evicted */
     unsigned long           version;        /* and share version */
     unsigned                restart:1;      /* the record read differs */
     hpki_key_record_t       rec;
@@ -141,8 +142,8 @@ struct hpki_signd_worker_s {
 typedef struct {
     RSA                    *pub;            /* NULL: free slot */
     BN_MONT_CTX            *mont;
-    BIGNUM                 *a[HPKI_SIGND_BLIND_STOCK];      /* r^e */
-    BIGNUM                 *ainv[HPKI_SIGND_BLIND_STOCK];   /* r^-1 */
+    BIGNUM                 *a[HPKI_SIGND_BLIND_STOCK];      /* r^e R */
+    BIGNUM                 *ainv[HPKI_SIGND_BLIND_STOCK];   /* r^-1 R^2 */
     int                     npairs;
     unsigned                want:1;         /* for the blinder */
     uint64_t                used;
@@ -239,7 +240,8 @@ static void hpki_signd_req_free(hpki_signd_req_t *req);
 static int hpki_signd_record_load(hpki_signd_t *sd, hpki_signd_req_t *req);
 static int hpki_signd_record_refused(int rc, const hpki_key_record_t *rec,
     const char **msg);
-static void hpki_signd_record_check(hpki_signd_t *sd, hpki_signd_req_t *req);
+static void hpki_signd_record_check(hpki_signd_t *sd, hpki_signd_req_t *req,
+    int local);
 static int hpki_signd_start(hpki_signd_t *sd, hpki_signd_req_t *req,
     const BIGNUM *n, const BIGNUM *e, unsigned long version, int defer,
     const char **msg);
@@ -1326,12 +1328,7 @@ hpki_signd_sign(hpki_signd_t *sd, hpki_signd_conn_t *c, hpki_frame_t *f)
             goto failed_audit;
         }
 
-        hpki_signd_record_check(sd, req);
-
-        if (local >= 0) {
-            hpki_signd_dispatch(sd, local);
-        }
-
+        hpki_signd_record_check(sd, req, local);
         return;
     }
 
@@ -1422,20 +1419,27 @@ hpki_signd_record_refused(int rc, const hpki_key_record_t *rec,
 
 /*
  * the record read while the partials run: a refusal is answered when
- * they are back, a different key or version starts them again
+ * they are back, a different key or version starts them again.  The
+ * jobs of share local (unless -1) are dispatched once the read is sent.
  */
 
 static void
-hpki_signd_record_check(hpki_signd_t *sd, hpki_signd_req_t *req)
+hpki_signd_record_check(hpki_signd_t *sd, hpki_signd_req_t *req, int local)
 {
-    int            rc, code;
+    int            rc, code, sent;
     const char    *msg;
     const BIGNUM  *n, *e;
 
     rc = HPKI_STORE_ERROR;
 
-    if (sd->redis != NULL && hpki_key_record_send(sd->redis, req->user) == 0)
-    {
+    sent = sd->redis != NULL
+           && hpki_key_record_send(sd->redis, req->user) == 0;
+
+    if (local >= 0) {
+        hpki_signd_dispatch(sd, local);
+    }
+
+    if (sent) {
         rc = hpki_key_record_recv(sd->redis, req->user, &req->rec);
     }
 
@@ -1500,6 +1504,12 @@ hpki_signd_start(hpki_signd_t *sd, hpki_signd_req_t *req, const BIGNUM *n,
     req->pub = key->pub;
     RSA_up_ref(req->pub);
     req->k = RSA_size(req->pub);
+
+    req->mont = BN_MONT_CTX_new();
+    if (req->mont == NULL || BN_MONT_CTX_copy(req->mont, key->mont) == NULL) {
+        *msg = "out of memory";
+        return HPKI_E_INTERNAL;
+    }
     req->version = version;
 
     /* pad, then blind with a pair of the stock: x = EM * r^e mod n */
@@ -1517,8 +1527,8 @@ hpki_signd_start(hpki_signd_t *sd, hpki_signd_req_t *req, const BIGNUM *n,
             || hpki_signd_blind_take(sd, key, &a, &req->rinv[d]) != 0
             || hpki_rsa_encode(req->pub, req->hash_alg, req->sig_alg,
                                req->digest[d], req->dlen, req->em[d]) != 0
-            || BN_bin2bn(req->em[d], req->k, req->x[d]) == NULL
-            || BN_mod_mul(req->x[d], req->x[d], a, n, sd->bn) != 1)
+            || hpki_rsa_blind(req->x[d], req->em[d], req->k, a, key->mont,
+                              sd->bn) != 0)
         {
             BN_clear_free(a);
             *msg = "cannot encode the digest";
@@ -1622,6 +1632,8 @@ hpki_signd_req_reset(hpki_signd_req_t *req)
 
     RSA_free(req->pub);
     req->pub = NULL;
+    BN_MONT_CTX_free(req->mont);
+    req->mont = NULL;
     req->restart = 0;
     req->error = 0;
     req->message = NULL;
@@ -1769,7 +1781,8 @@ hpki_signd_finish(hpki_signd_t *sd, hpki_signd_req_t *req)
 
     for (d = 0; d < req->ndigests; d++) {
         if (hpki_rsa_combine(req->pub, req->y[0][d], req->y[1][d],
-                             req->rinv[d], sig + d * req->k, sd->bn) != 0)
+                             req->rinv[d], req->mont, sig + d * req->k,
+                             sd->bn) != 0)
         {
             req->error = HPKI_E_INTERNAL;
             goto failed;

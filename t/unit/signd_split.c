@@ -29,6 +29,7 @@ split_sign(RSA *pub, const BIGNUM *da, const BIGNUM *db, int hash_alg,
     int            rc;
     u_char         em[HPKI_RSA_MAX_BYTES];
     BIGNUM        *x, *a, *rinv, *ya, *yb;
+    BN_MONT_CTX   *mont;
     const BIGNUM  *n, *e;
 
     rc = -1;
@@ -38,21 +39,23 @@ split_sign(RSA *pub, const BIGNUM *da, const BIGNUM *db, int hash_alg,
     rinv = BN_new();
     ya = BN_new();
     yb = BN_new();
+    mont = BN_MONT_CTX_new();
 
     /* blinded as hpki-signd does: x = EM * r^e, with a pair of a batch */
 
-    if (hpki_rsa_encode(pub, hash_alg, sig_alg, dg, dlen, em) == 0
-        && hpki_rsa_blind_batch(n, e, NULL, &a, &rinv, 1, bn, NULL) == 0
-        && BN_bin2bn(em, RSA_size(pub), x) != NULL
-        && BN_mod_mul(x, x, a, n, bn) == 1
+    if (BN_MONT_CTX_set(mont, n, bn) == 1
+        && hpki_rsa_encode(pub, hash_alg, sig_alg, dg, dlen, em) == 0
+        && hpki_rsa_blind_batch(n, e, mont, &a, &rinv, 1, bn, NULL) == 0
+        && hpki_rsa_blind(x, em, RSA_size(pub), a, mont, bn) == 0
         && hpki_rsa_partial(ya, x, da, n, bn) == 0
         && hpki_rsa_partial(yb, x, db, n, bn) == 0
-        && hpki_rsa_combine(pub, ya, yb, rinv, sig, bn) == 0
+        && hpki_rsa_combine(pub, ya, yb, rinv, mont, sig, bn) == 0
         && hpki_rsa_verify(pub, sig, em) == 0)
     {
         rc = 0;
     }
 
+    BN_MONT_CTX_free(mont);
     BN_free(x);
     BN_free(a);
     BN_free(rinv);
@@ -165,12 +168,13 @@ test_key(int bits, int rounds)
 
     {
         int           j, good, fresh;
-        BIGNUM       *a[16], *ai[16], *t;
+        BIGNUM       *a[16], *ai[16], *t, *u;
         BN_MONT_CTX  *mont;
         u_char        em[HPKI_RSA_MAX_BYTES];
 
         mont = BN_MONT_CTX_new();
         t = BN_new();
+        u = BN_new();
         BN_MONT_CTX_set(mont, n, bn);
 
         for (j = 0; j < 16; j++) {
@@ -181,9 +185,14 @@ test_key(int bits, int rounds)
         good = hpki_rsa_blind_batch(n, e, mont, a, ai, 16, bn, NULL) == 0;
         fresh = 1;
 
+        /* a = r^e * R, ai = r^-1 * R^2: (r^-1)^e * r^e == 1 */
+
         for (j = 0; good && j < 16; j++) {
-            good = BN_mod_exp(t, ai[j], e, n, bn) == 1
-                   && BN_mod_mul(t, t, a[j], n, bn) == 1 && BN_is_one(t);
+            good = BN_from_montgomery(u, ai[j], mont, bn) == 1
+                   && BN_from_montgomery(u, u, mont, bn) == 1
+                   && BN_mod_exp(t, u, e, n, bn) == 1
+                   && BN_from_montgomery(u, a[j], mont, bn) == 1
+                   && BN_mod_mul(t, t, u, n, bn) == 1 && BN_is_one(t);
             if (j > 0 && BN_cmp(ai[j], ai[j - 1]) == 0) {
                 fresh = 0;
             }
@@ -196,14 +205,13 @@ test_key(int bits, int rounds)
         RAND_bytes(dg, 32);
         slen = sizeof(s2);
         hpki_rsa_encode(pub, 1, 1, dg, 32, em);
-        BN_bin2bn(em, k, t);
-        good = BN_mod_mul(t, t, a[7], n, bn) == 1;
+        good = hpki_rsa_blind(t, em, k, a[7], mont, bn) == 0;
         {
             BIGNUM  *ya = BN_new(), *yb = BN_new();
 
             good = good && hpki_rsa_partial(ya, t, da, n, bn) == 0
                    && hpki_rsa_partial(yb, t, db, n, bn) == 0
-                   && hpki_rsa_combine(pub, ya, yb, ai[7], s1, bn) == 0
+                   && hpki_rsa_combine(pub, ya, yb, ai[7], mont, s1, bn) == 0
                    && whole_sign(pk, 1, dg, 32, s2, &slen) == 0
                    && memcmp(s1, s2, k) == 0;
             BN_free(ya);
@@ -218,6 +226,7 @@ test_key(int bits, int rounds)
         }
 
         BN_free(t);
+        BN_free(u);
         BN_MONT_CTX_free(mont);
     }
 
