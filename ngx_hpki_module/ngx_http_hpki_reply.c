@@ -71,10 +71,6 @@ ngx_http_hpki_json_text(ngx_pool_t *pool, json_t *json, ngx_str_t *text)
 }
 
 
-/* a signing reply with one signature and a chain fits */
-#define NGX_HTTP_HPKI_JSON_GUESS  8192
-
-
 /*
  * One encoding pass into a stack buffer when the reply fits it, two
  * otherwise; the pool buffer is of the exact size (a larger one would be

@@ -16,6 +16,10 @@
 #define NGX_HTTP_HPKI_BODY_MAX  65536
 
 
+/* the stack buffer of an encoding: a signing reply with a chain fits */
+#define NGX_HTTP_HPKI_JSON_GUESS  8192
+
+
 ngx_int_t ngx_http_hpki_send_json(ngx_http_request_t *r, ngx_uint_t status,
     json_t *body);
 ngx_int_t ngx_http_hpki_send_error(ngx_http_request_t *r, ngx_uint_t status,

@@ -47,6 +47,10 @@ static ngx_int_t ngx_http_hpki_sign_create_request(ngx_http_request_t *r);
 static ngx_int_t ngx_http_hpki_sign_reinit_request(ngx_http_request_t *r);
 static ngx_int_t ngx_http_hpki_sign_process_header(ngx_http_request_t *r);
 static ngx_uint_t ngx_http_hpki_sign_ascii(u_char *p, size_t len);
+static ngx_int_t ngx_http_hpki_sign_pem(ngx_http_request_t *r, u_char *p,
+    size_t len, ngx_str_t *json);
+static ngx_int_t ngx_http_hpki_sign_reply_buf(ngx_http_request_t *r,
+    json_t *body, ngx_str_t *cert, ngx_array_t *chain, ngx_buf_t **bp);
 static ngx_int_t ngx_http_hpki_sign_reply(ngx_http_request_t *r,
     ngx_http_hpki_sign_ctx_t *sctx, ngx_uint_t type, u_char *p, u_char *last);
 static ngx_int_t ngx_http_hpki_sign_filter_init(void *data);
@@ -54,6 +58,28 @@ static ngx_int_t ngx_http_hpki_sign_filter(void *data, ssize_t bytes);
 static void ngx_http_hpki_sign_abort_request(ngx_http_request_t *r);
 static void ngx_http_hpki_sign_finalize_request(ngx_http_request_t *r,
     ngx_int_t rc);
+
+
+/*
+ * The JSON strings (quotes included, as jansson encodes them) of the last
+ * PEMs seen in signing replies, per worker: a signer's certificate and
+ * chain come back with every signature, and escaping these kilobytes
+ * again each time was most of the cost of a reply.
+ */
+
+#define NGX_HTTP_HPKI_PEM_CACHE  16
+
+typedef struct {
+    u_char                      *pem;       /* NULL: free */
+    size_t                       pem_len;
+    u_char                      *json;
+    size_t                       json_len;
+    ngx_uint_t                   used;
+} ngx_http_hpki_pem_json_t;
+
+
+static ngx_http_hpki_pem_json_t  ngx_http_hpki_pems[NGX_HTTP_HPKI_PEM_CACHE];
+static ngx_uint_t                ngx_http_hpki_pems_tick;
 
 
 ngx_http_hpki_alg_t  ngx_http_hpki_hash_algs[] = {
@@ -710,15 +736,172 @@ ngx_http_hpki_sign_ascii(u_char *p, size_t len)
 }
 
 
+/* the JSON string of an ASCII PEM, in the request's pool */
+
+static ngx_int_t
+ngx_http_hpki_sign_pem(ngx_http_request_t *r, u_char *p, size_t len,
+    ngx_str_t *json)
+{
+    size_t                     n;
+    json_t                    *v;
+    ngx_uint_t                 i;
+    ngx_http_hpki_pem_json_t  *e, *lru;
+
+    lru = &ngx_http_hpki_pems[0];
+
+    for (i = 0; i < NGX_HTTP_HPKI_PEM_CACHE; i++) {
+        e = &ngx_http_hpki_pems[i];
+
+        if (e->pem != NULL && e->pem_len == len
+            && ngx_memcmp(e->pem, p, len) == 0)
+        {
+            goto found;
+        }
+
+        if (e->used < lru->used) {
+            lru = e;
+        }
+    }
+
+    /* PEM is ASCII: json_stringn_nocheck() need not validate UTF-8 */
+
+    if (!ngx_http_hpki_sign_ascii(p, len)) {
+        return NGX_DECLINED;
+    }
+
+    v = json_stringn_nocheck((char *) p, len);
+    if (v == NULL) {
+        return NGX_ERROR;
+    }
+
+    e = lru;
+    ngx_free(e->pem);
+    e->pem = NULL;
+
+    n = json_dumpb(v, NULL, 0, JSON_ENCODE_ANY);
+
+    if (n != 0) {
+        e->pem = ngx_alloc(len + n, r->connection->log);
+    }
+
+    if (e->pem == NULL
+        || json_dumpb(v, (char *) e->pem + len, n, JSON_ENCODE_ANY) != n)
+    {
+        json_decref(v);
+        ngx_free(e->pem);
+        e->pem = NULL;
+        return NGX_ERROR;
+    }
+
+    json_decref(v);
+
+    ngx_memcpy(e->pem, p, len);
+    e->pem_len = len;
+    e->json = e->pem + len;
+    e->json_len = n;
+
+found:
+
+    e->used = ++ngx_http_hpki_pems_tick;
+
+    json->data = ngx_pnalloc(r->pool, e->json_len);
+    if (json->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    json->len = e->json_len;
+    ngx_memcpy(json->data, e->json, e->json_len);
+
+    return NGX_OK;
+}
+
+
+/*
+ * {"certificate":...,"chain":[...],...}: the PEMs as ngx_http_hpki_sign_pem()
+ * encoded them, then the members of body, all JSON from jansson
+ */
+
+static ngx_int_t
+ngx_http_hpki_sign_reply_buf(ngx_http_request_t *r, json_t *body,
+    ngx_str_t *cert, ngx_array_t *chain, ngx_buf_t **bp)
+{
+    u_char      *p;
+    size_t       len, n;
+    u_char       guess[NGX_HTTP_HPKI_JSON_GUESS];
+    ngx_buf_t   *b;
+    ngx_str_t   *pem;
+    ngx_uint_t   i;
+
+    static const char  cert_name[] = "{\"certificate\":";
+    static const char  chain_name[] = ",\"chain\":[";
+
+    n = json_dumpb(body, (char *) guess, sizeof(guess),
+                   JSON_COMPACT | JSON_EMBED);
+    if (n == 0) {
+        return NGX_ERROR;
+    }
+
+    pem = chain->elts;
+
+    len = sizeof(cert_name) - 1 + cert->len + sizeof(chain_name) - 1
+          + sizeof("],}\n") - 1 + n;
+
+    for (i = 0; i < chain->nelts; i++) {
+        len += pem[i].len + 1;
+    }
+
+    b = ngx_create_temp_buf(r->pool, len);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_cpymem(b->last, cert_name, sizeof(cert_name) - 1);
+    p = ngx_cpymem(p, cert->data, cert->len);
+    p = ngx_cpymem(p, chain_name, sizeof(chain_name) - 1);
+
+    for (i = 0; i < chain->nelts; i++) {
+        if (i > 0) {
+            *p++ = ',';
+        }
+        p = ngx_cpymem(p, pem[i].data, pem[i].len);
+    }
+
+    *p++ = ']';
+    *p++ = ',';
+
+    if (n <= sizeof(guess)) {
+        p = ngx_cpymem(p, guess, n);
+
+    } else if (json_dumpb(body, (char *) p, n, JSON_COMPACT | JSON_EMBED)
+               != n)
+    {
+        return NGX_ERROR;
+
+    } else {
+        p += n;
+    }
+
+    *p++ = '}';
+    *p++ = LF;
+
+    b->last = p;
+    *bp = b;
+
+    return NGX_OK;
+}
+
+
 static ngx_int_t
 ngx_http_hpki_sign_reply(ngx_http_request_t *r,
     ngx_http_hpki_sign_ctx_t *sctx, ngx_uint_t type, u_char *p, u_char *last)
 {
     size_t                       len;
-    json_t                      *body, *sigs, *chain, *v;
+    json_t                      *body, *sigs, *v;
+    ngx_int_t                    rc;
     ngx_buf_t                   *b;
-    ngx_str_t                    src, dst;
+    ngx_str_t                    src, dst, cert, *pem;
     ngx_uint_t                   tag, code, status, level;
+    ngx_array_t                 *chain;
     ngx_chain_t                 *cl;
     ngx_http_upstream_t         *u;
     ngx_http_hpki_ctx_t         *ctx;
@@ -734,7 +917,8 @@ ngx_http_hpki_sign_reply(ngx_http_request_t *r,
 
     body = json_object();
     sigs = json_array();
-    chain = json_array();
+    chain = ngx_array_create(r->pool, 2, sizeof(ngx_str_t));
+    ngx_str_null(&cert);
 
     if (body == NULL || sigs == NULL || chain == NULL) {
         goto failed;
@@ -773,24 +957,21 @@ ngx_http_hpki_sign_reply(ngx_http_request_t *r,
             }
             break;
 
-        /*
-         * PEM is ASCII: checked here, json_stringn_nocheck() need not
-         * validate UTF-8 over these kilobytes again
-         */
-
         case NGX_HTTP_HPKI_TAG_CERT:
-            v = ngx_http_hpki_sign_ascii(p, len)
-                ? json_stringn_nocheck((char *) p, len) : NULL;
-            if (v == NULL || json_object_set_new(body, "certificate", v)) {
+        case NGX_HTTP_HPKI_TAG_CHAIN:
+            pem = (tag == NGX_HTTP_HPKI_TAG_CERT) ? &cert
+                                                  : ngx_array_push(chain);
+            if (pem == NULL) {
+                goto failed;
+            }
+
+            rc = ngx_http_hpki_sign_pem(r, p, len, pem);
+            if (rc == NGX_DECLINED) {
                 goto invalid;
             }
-            break;
 
-        case NGX_HTTP_HPKI_TAG_CHAIN:
-            v = ngx_http_hpki_sign_ascii(p, len)
-                ? json_stringn_nocheck((char *) p, len) : NULL;
-            if (v == NULL || json_array_append_new(chain, v) != 0) {
-                goto invalid;
+            if (rc != NGX_OK) {
+                goto failed;
             }
             break;
 
@@ -829,9 +1010,7 @@ ngx_http_hpki_sign_reply(ngx_http_request_t *r,
 
     if (type == NGX_HTTP_HPKI_SIGN_OK) {
 
-        if (json_array_size(sigs) != sctx->nhashes
-            || json_object_get(body, "certificate") == NULL)
-        {
+        if (json_array_size(sigs) != sctx->nhashes || cert.len == 0) {
             ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                           "hpki: hpki-signd sent %uz signatures for %ui "
                           "hashes", json_array_size(sigs), sctx->nhashes);
@@ -841,9 +1020,6 @@ ngx_http_hpki_sign_reply(ngx_http_request_t *r,
         if (sctx->csc) {
             /* CSC signatures/signHash: the signatures alone */
             json_object_clear(body);
-
-        } else {
-            json_object_set(body, "chain", chain);
         }
 
         json_object_set(body, "signatures", sigs);
@@ -872,7 +1048,6 @@ ngx_http_hpki_sign_reply(ngx_http_request_t *r,
                                 json_string("hpki-signd refused the request"));
         }
 
-        json_object_del(body, "certificate");
         json_object_del(body, "key_id");
 
         level = (status >= NGX_HTTP_INTERNAL_SERVER_ERROR) ? NGX_LOG_ERR
@@ -883,12 +1058,15 @@ ngx_http_hpki_sign_reply(ngx_http_request_t *r,
                       &ctx->id.subject, e->error, code);
     }
 
-    if (ngx_http_hpki_json_buf(r, body, &b) != NGX_OK) {
+    rc = (status == NGX_HTTP_OK && !sctx->csc)
+         ? ngx_http_hpki_sign_reply_buf(r, body, &cert, chain, &b)
+         : ngx_http_hpki_json_buf(r, body, &b);
+
+    if (rc != NGX_OK) {
         goto failed;
     }
 
     json_decref(sigs);
-    json_decref(chain);
     json_decref(body);
 
     b->tag = u->output.tag;
@@ -919,7 +1097,6 @@ ngx_http_hpki_sign_reply(ngx_http_request_t *r,
 invalid:
 
     json_decref(sigs);
-    json_decref(chain);
     json_decref(body);
 
     return NGX_HTTP_UPSTREAM_INVALID_HEADER;
@@ -927,7 +1104,6 @@ invalid:
 failed:
 
     json_decref(sigs);
-    json_decref(chain);
     json_decref(body);
 
     return NGX_ERROR;

@@ -4,10 +4,12 @@
 # for fault injection (a real nginx, a real login, a real token): a reply
 # in one piece or in two, and over a kept-alive connection, gives the JSON
 # a client expects, header and body in one response; bytes after the reply
-# are logged and the connection is not reused; a frame of a wrong length,
-# a wrong count of signatures or a frame of an unknown type give the 503
-# JSON error of a sidecar that is down (README: "garbled gives a 503");
-# an ERROR frame gives its mapped error.
+# are logged and the connection is not reused; each reply carries its own
+# certificate and chain, exactly (nginx keeps their JSON per worker); a
+# frame of a wrong length, a wrong count of signatures, a certificate that
+# is not ASCII or a frame of an unknown type give the 503 JSON error of a
+# sidecar that is down (README: "garbled gives a 503"); an ERROR frame
+# gives its mapped error.
 
 use strict;
 use warnings;
@@ -37,6 +39,8 @@ my $sock = "$dir/fake-signd.sock";
 
 my $cert = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n";
 my $ca = "-----BEGIN CERTIFICATE-----\nMIICfake\n-----END CERTIFICATE-----\n";
+my $other = "-----BEGIN CERTIFICATE-----\nMIIDfake\n-----END CERTIFICATE-----\n";
+my $odd = "-----BEGIN CERTIFICATE-----\n\"quoted\" \\ \t\x01/\n-----END CERTIFICATE-----\n";
 
 sub field { my ($tag, $v) = @_; return pack('Cn', $tag, length $v) . $v }
 
@@ -48,6 +52,12 @@ sub frame {
 my %answer = (
     ok     => sub { frame(0x81, field(0x10, 'S' x 256) . field(0x11, $cert)
                              . field(0x12, 'kid-1') . field(0x13, $ca)) },
+    other  => sub { frame(0x81, field(0x10, 'S' x 256) . field(0x11, $other)
+                             . field(0x13, $cert) . field(0x13, $ca)) },
+    odd    => sub { frame(0x81, field(0x10, 'S' x 256) . field(0x11, $odd)
+                             . field(0x13, $cert)) },
+    utf8   => sub { frame(0x81, field(0x10, 'S' x 256)
+                             . field(0x11, "-----BEGIN \xc3\xa9-----\n")) },
     none   => sub { frame(0x81, field(0x11, $cert) . field(0x12, 'kid-1')) },
     type   => sub { frame(0x42, field(0x10, 'S' x 256)) },
     badlen => sub { pack('N', 1) . pack('C', 1) },
@@ -118,7 +128,7 @@ HTTP
 CONF
     ->start_nginx;
 
-plan tests => 24;
+plan tests => 31;
 
 my $token = $t->login('doctor_auth');
 
@@ -152,6 +162,27 @@ mode('split-ok');
 $r = sign();
 is $r->{status}, 200, 'a reply in two pieces, 0.2 s apart: 200';
 is $r->{json}{signatures}[0], b64('S' x 256), '... the same JSON';
+
+# --- the PEMs, encoded once per worker and kept: each reply has its own ----
+
+mode('other');
+$r = sign();
+is $r->{json}{certificate}, $other, 'another certificate: that one';
+is_deeply $r->{json}{chain}, [ $cert, $ca ], '... and its chain of two';
+ok !exists $r->{json}{key_id}, '... no key id when none was sent';
+mode('ok');
+$r = sign();
+is $r->{json}{certificate}, $cert, 'the first one again: the first one';
+is_deeply $r->{json}{chain}, [ $ca ], '... with its own chain';
+
+mode('odd');
+$r = sign();
+is $r->{json}{certificate}, $odd,
+    'quotes, a backslash and control characters: the same text in JSON';
+mode('utf8');
+$r = sign();
+is $r->{status}, 503, 'a certificate that is not ASCII: 503';
+mode('ok');
 
 # --- bytes after the reply ---------------------------------------------------
 
