@@ -22,6 +22,7 @@ include t/unit/unit.mk
 -include mk/check.mk
 -include stress/stress.mk
 -include t/browser/browser.mk
+include mk/install.mk
 
 module: $(MODULE)
 

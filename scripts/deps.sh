@@ -8,7 +8,7 @@ redis-server redis-tools curl perl libjson-pp-perl
 git clang llvm libclang-rt-14-dev valgrind
 wrk libnginx-mod-http-lua lua-nginx-redis lua-cjson
 libcrypt-openssl-rsa-perl python3-authlib python3-requests python3-cbor2
-libpng-dev zbar-tools nodejs chromium fonts-dejavu-core"
+libpng-dev zbar-tools nodejs chromium fonts-dejavu-core systemd"
 
 missing=""
 for p in $PACKAGES; do
