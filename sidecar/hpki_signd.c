@@ -1510,6 +1510,7 @@ hpki_signd_start(hpki_signd_t *sd, hpki_signd_req_t *req, const BIGNUM *n,
         *msg = "out of memory";
         return HPKI_E_INTERNAL;
     }
+
     req->version = version;
 
     /* pad, then blind with a pair of the stock: x = EM * r^e mod n */
@@ -1577,8 +1578,8 @@ hpki_signd_start(hpki_signd_t *sd, hpki_signd_req_t *req, const BIGNUM *n,
  * With worker_cpu_affinity auto: the share whose next idle worker is
  * bound to the CPU this runs on, else -1.  That worker runs only once the
  * combiner waits, so the combiner hands it its job last, after the one
- * on another CPU and after reading the record: both partials then start
- * at about the same time, and the record is checked before either ends.
+ * on another CPU and after sending the record read: both partials then
+ * start at about the same time, while the combiner waits for the record.
  */
 
 static int
