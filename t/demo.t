@@ -116,12 +116,12 @@ is $page->{status}, 200, 'the FIDO page is served';
 like $page->{body} // '', qr/<html/i, '... as HTML';
 my $enroll = sh(". '$run/demo.env' && \$HPKI_ADMIN enroll-code "
     . "--user \"\$HPKI_DOCTOR_ID\" --json");
-my $code = eval { JSON::PP::decode_json($enroll->{out}) } // {};
-like $code->{url} // '', qr/^\Q$env{HPKI_FIDO_ENROLL_URL}\E#code=[A-Z2-9]{8}-[A-Z2-9]{12}$/,
+my $enrolled = eval { JSON::PP::decode_json($enroll->{out}) } // {};
+like $enrolled->{url} // '', qr/^\Q$env{HPKI_FIDO_ENROLL_URL}\E#code=[A-Z2-9]{8}-[A-Z2-9]{12}$/,
     'enroll-code with demo.env: a link to the demo\'s page'
     or diag $enroll->{err};
 my $opt = curl('-H', 'Content-Type: application/json', '-d',
-    JSON::PP::encode_json({ enrollment_code => $code->{code} // '' }),
+    JSON::PP::encode_json({ enrollment_code => $enrolled->{code} // '' }),
     "$env{HPKI_URL}/hpki/fido/register/options");
 is $opt->{json}{rp}{id}, 'localhost', '... and the code opens a registration';
 
