@@ -1008,5 +1008,6 @@ ngx_http_hpki_init_process(ngx_cycle_t *cycle)
 static void
 ngx_http_hpki_exit_process(ngx_cycle_t *cycle)
 {
+    ngx_http_hpki_sign_exit_process(cycle);
     ngx_http_hpki_redis_exit_process(cycle);
 }

@@ -816,6 +816,20 @@ found:
 }
 
 
+/* the kept PEMs go before the module is unloaded */
+
+void
+ngx_http_hpki_sign_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < NGX_HTTP_HPKI_PEM_CACHE; i++) {
+        ngx_free(ngx_http_hpki_pems[i].pem);
+        ngx_http_hpki_pems[i].pem = NULL;
+    }
+}
+
+
 /*
  * {"certificate":...,"chain":[...],...}: the PEMs as ngx_http_hpki_sign_pem()
  * encoded them, then the members of body, all JSON from jansson

@@ -59,6 +59,7 @@ ngx_int_t ngx_http_hpki_sign_rate_limit(ngx_http_request_t *r, ngx_uint_t n,
 ngx_int_t ngx_http_hpki_sign_rate_verdict(ngx_http_request_t *r,
     redisReply *reply);
 void ngx_http_hpki_sign_start(ngx_http_request_t *r);
+void ngx_http_hpki_sign_exit_process(ngx_cycle_t *cycle);
 
 
 #endif /* _NGX_HTTP_HPKI_SIGN_H_INCLUDED_ */
