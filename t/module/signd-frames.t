@@ -15,7 +15,7 @@ use strict;
 use warnings;
 
 use FindBin;
-use lib "$FindBin::Bin/../lib", $FindBin::Bin;
+use lib "$FindBin::Bin/../lib", $FindBin::Bin, "$FindBin::Bin/../sidecar";
 
 use Test::More;
 use IO::Socket::UNIX;
@@ -25,6 +25,7 @@ use Time::HiRes qw(sleep);
 
 use Hpki::Test qw(b64);
 use HpkiModule qw(gateway_conf);
+use SigndTest ();
 
 my $t = Hpki::Test->new(need => [qw(module signd admin)])
     ->start_redis
@@ -42,40 +43,26 @@ my $ca = "-----BEGIN CERTIFICATE-----\nMIICfake\n-----END CERTIFICATE-----\n";
 my $other = "-----BEGIN CERTIFICATE-----\nMIIDfake\n-----END CERTIFICATE-----\n";
 my $odd = "-----BEGIN CERTIFICATE-----\n\"quoted\" \\ \t\x01/\n-----END CERTIFICATE-----\n";
 
-sub field { my ($tag, $v) = @_; return pack('Cn', $tag, length $v) . $v }
-
-sub frame {
-    my ($type, $fields) = @_;
-    return pack('N', 2 + length $fields) . pack('CC', 1, $type) . $fields;
-}
+# frames as hpki-signd's own tests build and read them (SigndTest.pm)
+sub frame { SigndTest::frame(@_) }
 
 my %answer = (
-    ok     => sub { frame(0x81, field(0x10, 'S' x 256) . field(0x11, $cert)
-                             . field(0x12, 'kid-1') . field(0x13, $ca)) },
-    other  => sub { frame(0x81, field(0x10, 'S' x 256) . field(0x11, $other)
-                             . field(0x13, $cert) . field(0x13, $ca)) },
-    odd    => sub { frame(0x81, field(0x10, 'S' x 256) . field(0x11, $odd)
-                             . field(0x13, $cert)) },
-    utf8   => sub { frame(0x81, field(0x10, 'S' x 256)
-                             . field(0x11, "-----BEGIN \xc3\xa9-----\n")) },
-    none   => sub { frame(0x81, field(0x11, $cert) . field(0x12, 'kid-1')) },
-    type   => sub { frame(0x42, field(0x10, 'S' x 256)) },
+    ok     => sub { frame(0x81, SIGNATURE => 'S' x 256, CERT => $cert,
+                            KEY_ID => 'kid-1', CHAIN => $ca) },
+    other  => sub { frame(0x81, SIGNATURE => 'S' x 256, CERT => $other,
+                            CHAIN => $cert, CHAIN => $ca) },
+    odd    => sub { frame(0x81, SIGNATURE => 'S' x 256, CERT => $odd,
+                            CHAIN => $cert) },
+    utf8   => sub { frame(0x81, SIGNATURE => 'S' x 256,
+                            CERT => "-----BEGIN \xc3\xa9-----\n") },
+    none   => sub { frame(0x81, CERT => $cert, KEY_ID => 'kid-1') },
+    type   => sub { frame(0x42, SIGNATURE => 'S' x 256) },
     badlen => sub { pack('N', 1) . pack('C', 1) },
-    error  => sub { frame(0xff, field(0x20, pack('n', 5))
-                              . field(0x21, 'no active second certificate')) },
+    error  => sub { frame(0xff, CODE => pack('n', 5),
+                            MESSAGE => 'no active second certificate') },
 );
 
 sub mode { open my $fh, '>', "$dir/fake.mode" or die; print $fh $_[0]; close $fh }
-
-sub read_n {
-    my ($c, $n) = @_;
-    my $buf = '';
-    while (length $buf < $n) {
-        my $got = sysread($c, $buf, $n - length $buf, length $buf);
-        return undef unless $got;
-    }
-    return $buf;
-}
 
 mode('ok');
 unlink $sock;
@@ -88,8 +75,8 @@ if ($fake == 0) {
     my $conns = 0;
     while (my $c = $listen->accept) {
         $conns++;
-        while (defined(my $len = read_n($c, 4))) {
-            last unless defined read_n($c, unpack('N', $len));
+        while (defined(my $len = SigndTest::read_exact($c, 4))) {
+            last unless defined SigndTest::read_exact($c, unpack('N', $len));
             open my $fh, '<', "$dir/fake.mode" or last;
             my $mode = <$fh>;
             close $fh;
