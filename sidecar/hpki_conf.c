@@ -177,15 +177,18 @@ hpki_conf_directive(hpki_conf_t *cf, int argc, char **argv)
     }
 
     if (strcmp(name, "token_cache_ttl") == 0
-        || strcmp(name, "share_cache_ttl") == 0)
+        || strcmp(name, "share_cache_ttl") == 0
+        || strcmp(name, "record_cache_ttl") == 0)
     {
         if (argc != 2 || hpki_conf_parse_int(argv[1], 0, 60, 10, &v) != 0) {
             return -1;
         }
         if (name[0] == 't') {
             cf->token_cache_ttl = (int) v;
-        } else {
+        } else if (name[0] == 's') {
             cf->share_cache_ttl = (int) v;
+        } else {
+            cf->record_cache_ttl = (int) v;
         }
         return 0;
     }
@@ -223,6 +226,7 @@ hpki_conf_load(hpki_conf_t *cf, const char *file)
     cf->log_level = HPKI_LOG_INFO;
     cf->token_cache_ttl = 60;
     cf->share_cache_ttl = 60;
+    cf->record_cache_ttl = 5;
     cf->store[0].name = "store-a";
     cf->store[0].prefix = "hpki:a";
     cf->store[1].name = "store-b";

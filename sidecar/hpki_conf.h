@@ -45,6 +45,7 @@ typedef struct {
     char               *token_audience;
     int                 token_cache_ttl;    /* s, 0..60; 0: off */
     int                 share_cache_ttl;    /* s, 0..60; 0: off */
+    int                 record_cache_ttl;   /* s, 0..60; 0: off */
 
     char               *audit_log;
     int                 log_level;

@@ -4,11 +4,13 @@
  * The combiner owns the unix socket and a poll() loop.  For each SIGN
  * request it checks the token, pads and blinds every digest, and hands
  * one job per digest to a share-A worker and one to a share-B worker at
- * the same time.  The public key record is read for every request: with
- * the user's last record at hand the partials start first and the read
- * runs while they compute.  When both partials are back, and the record
- * allows it, it multiplies them, unblinds, checks s^e == EM with the
- * public key and only then replies.  Share workers are separate exec'd
+ * the same time.  The public key record is read for every request,
+ * unless Redis tracks the copy last read and has not reported it changed
+ * (server-assisted caching, for at most record_cache_ttl): with the
+ * user's last record at hand the partials start first and any read runs
+ * while they compute.  When both partials are back, and the record allows
+ * it, it multiplies them, unblinds, checks s^e == EM with the public key
+ * and only then replies.  Share workers are separate exec'd
  * processes (hpki_signd_worker.c); the combiner never opens a KEK.  A
  * thread of its own, at SCHED_IDLE, makes the blinding pairs.
  */
@@ -152,15 +154,18 @@ typedef struct {
 
 /*
  * The user's public record as last read: a request starts its partials
- * with it at once and reads the record while they run (see
- * hpki_signd_sign()).  Only a hint: nothing is signed on its word.
+ * with its key and version at once and reads the record while they run
+ * (see hpki_signd_sign()).  The record itself stands in for that read
+ * only while it is cached: read while Redis tracked it (epoch is the
+ * tracking's then, and still current), not reported changed since
+ * (which clears epoch), and younger than record_cache_ttl.
  */
 
 typedef struct {
     char                    user[HPKI_USER_MAX + 1];    /* "": free */
-    unsigned long           version;
-    BIGNUM                 *n;
-    BIGNUM                 *e;
+    hpki_key_record_t       rec;
+    uint64_t                read_at;
+    unsigned long           epoch;          /* 0: not cached */
 } hpki_signd_hint_t;
 
 
@@ -203,6 +208,8 @@ typedef struct {
     hpki_token_ctx_t        token;
     hpki_audit_t            audit;
     redisContext           *redis;
+    redisContext           *track;          /* its invalidations */
+    unsigned long           track_epoch;    /* bumped when all are void */
     BN_CTX                 *bn;
     hpki_frame_t            frame;
     uint64_t                key_tick;
@@ -237,7 +244,8 @@ static void hpki_signd_reply_error(hpki_signd_conn_t *c, int code,
 static void hpki_signd_audit(hpki_signd_t *sd, hpki_signd_req_t *req,
     const char *result);
 static void hpki_signd_req_free(hpki_signd_req_t *req);
-static int hpki_signd_record_load(hpki_signd_t *sd, hpki_signd_req_t *req);
+static int hpki_signd_record_load(hpki_signd_t *sd, hpki_signd_req_t *req,
+    unsigned long *epoch);
 static int hpki_signd_record_refused(int rc, const hpki_key_record_t *rec,
     const char **msg);
 static void hpki_signd_record_check(hpki_signd_t *sd, hpki_signd_req_t *req,
@@ -247,9 +255,15 @@ static int hpki_signd_start(hpki_signd_t *sd, hpki_signd_req_t *req,
     const char **msg);
 static int hpki_signd_local_share(hpki_signd_t *sd);
 static void hpki_signd_req_reset(hpki_signd_req_t *req);
+static redisContext *hpki_signd_redis(hpki_signd_t *sd,
+    unsigned long *epoch);
+static void hpki_signd_redis_drop(hpki_signd_t *sd);
+static void hpki_signd_track_read(hpki_signd_t *sd);
+static void hpki_signd_invalidate(void *data, const char *key, size_t len);
+static int hpki_signd_record_cached(hpki_signd_t *sd, hpki_signd_req_t *req);
 static hpki_signd_hint_t *hpki_signd_hint(hpki_signd_t *sd, const char *user);
 static void hpki_signd_hint_set(hpki_signd_t *sd, const char *user,
-    const hpki_key_record_t *rec);
+    const hpki_key_record_t *rec, unsigned long epoch);
 static hpki_signd_key_t *hpki_signd_key(hpki_signd_t *sd, const BIGNUM *n,
     const BIGNUM *e);
 static void hpki_signd_key_free(hpki_signd_t *sd, hpki_signd_key_t *k);
@@ -302,9 +316,9 @@ main(int argc, char **argv)
     hpki_signd_conn_t    *c, *next;
     hpki_signd_worker_t  *w;
     static hpki_conf_t    cf;
-    static struct pollfd  pfd[2 + 2 * HPKI_SIGND_MAX_WORKERS
+    static struct pollfd  pfd[3 + 2 * HPKI_SIGND_MAX_WORKERS
                               + HPKI_SIGND_MAX_CONNS];
-    static void          *ptr[2 + 2 * HPKI_SIGND_MAX_WORKERS
+    static void          *ptr[3 + 2 * HPKI_SIGND_MAX_WORKERS
                               + HPKI_SIGND_MAX_CONNS];
 
     static const struct option  longopts[] = {
@@ -491,6 +505,12 @@ main(int argc, char **argv)
         pfd[nfds].events = POLLIN;
         ptr[nfds++] = &sd->signal_fd;
 
+        if (sd->track != NULL) {                /* before any request */
+            pfd[nfds].fd = sd->track->fd;
+            pfd[nfds].events = POLLIN;
+            ptr[nfds++] = &sd->track;
+        }
+
         wait = 1000;
 
         for (s = 0; s < 2; s++) {
@@ -542,6 +562,11 @@ main(int argc, char **argv)
 
             if (ptr[idx] == &sd->signal_fd) {
                 hpki_signd_signals(sd);
+                continue;
+            }
+
+            if (ptr[idx] == &sd->track) {
+                hpki_signd_track_read(sd);
                 continue;
             }
 
@@ -627,9 +652,10 @@ main(int argc, char **argv)
     }
 
     for (i = 0; i < HPKI_SIGND_HINTS; i++) {
-        BN_free(sd->hints[i].n);
-        BN_free(sd->hints[i].e);
+        hpki_key_record_free(&sd->hints[i].rec);
     }
+
+    hpki_signd_redis_drop(sd);
 
     hpki_audit_close(&sd->audit);
     return 0;
@@ -1187,6 +1213,7 @@ hpki_signd_sign(hpki_signd_t *sd, hpki_signd_conn_t *c, hpki_frame_t *f)
 {
     int                  i, j, code, rc, local;
     const char          *msg;
+    unsigned long        epoch;
     hpki_signd_req_t    *req;
     hpki_signd_hint_t   *hint;
     const hpki_field_t  *fld;
@@ -1311,10 +1338,12 @@ hpki_signd_sign(hpki_signd_t *sd, hpki_signd_conn_t *c, hpki_frame_t *f)
     }
 
     /*
-     * The public record is read for every request.  With the user's last
-     * record at hand the partials start at once and the read runs while
-     * they compute: a record that turns out revoked, missing or changed
-     * (refresh, new key) is acted upon before anything is replied.
+     * The public record is read for every request, unless Redis tracks
+     * it and has not reported it changed (hpki_signd_record_cached()).
+     * With the user's last record at hand the partials start at once and
+     * the read runs while they compute: a record that turns out revoked,
+     * missing or changed (refresh, new key) is acted upon before anything
+     * is replied.
      */
 
     hint = hpki_signd_hint(sd, req->user);
@@ -1322,21 +1351,28 @@ hpki_signd_sign(hpki_signd_t *sd, hpki_signd_conn_t *c, hpki_frame_t *f)
     if (hint != NULL) {
         local = hpki_signd_local_share(sd);
 
-        code = hpki_signd_start(sd, req, hint->n, hint->e, hint->version,
-                                local, &msg);
+        code = hpki_signd_start(sd, req, hint->rec.n, hint->rec.e,
+                                hint->rec.version, local, &msg);
         if (code != 0) {
             goto failed_audit;
+        }
+
+        if (hpki_signd_record_cached(sd, req) == 0) {
+            if (local >= 0) {
+                hpki_signd_dispatch(sd, local);
+            }
+            return;
         }
 
         hpki_signd_record_check(sd, req, local);
         return;
     }
 
-    rc = hpki_signd_record_load(sd, req);
+    rc = hpki_signd_record_load(sd, req, &epoch);
 
     code = hpki_signd_record_refused(rc, &req->rec, &msg);
     if (code != 0) {
-        hpki_signd_hint_set(sd, req->user, NULL);
+        hpki_signd_hint_set(sd, req->user, NULL, 0);
         goto failed_audit;
     }
 
@@ -1346,7 +1382,7 @@ hpki_signd_sign(hpki_signd_t *sd, hpki_signd_conn_t *c, hpki_frame_t *f)
         goto failed_audit;
     }
 
-    hpki_signd_hint_set(sd, req->user, &req->rec);
+    hpki_signd_hint_set(sd, req->user, &req->rec, epoch);
     return;
 
 failed_audit:
@@ -1363,36 +1399,36 @@ failed:
 }
 
 
-/* a connection that died with a Redis restart: once more, anew */
+/*
+ * a connection that died with a Redis restart: once more, anew; *epoch
+ * is the tracking epoch the read was made in (0: untracked)
+ */
 
 static int
-hpki_signd_record_load(hpki_signd_t *sd, hpki_signd_req_t *req)
+hpki_signd_record_load(hpki_signd_t *sd, hpki_signd_req_t *req,
+    unsigned long *epoch)
 {
-    int  rc, attempt;
+    int            rc, attempt;
+    redisContext  *redis;
 
     rc = HPKI_STORE_ERROR;
 
     for (attempt = 0; attempt < 2; attempt++) {
 
-        if (sd->redis == NULL) {
-            sd->redis = hpki_redis_public(sd->cf);
-        }
+        redis = hpki_signd_redis(sd, epoch);
 
-        rc = sd->redis ? hpki_key_record_load(sd->redis, req->user,
-                                              &req->rec)
-                       : HPKI_STORE_ERROR;
+        rc = redis ? hpki_key_record_load(redis, req->user, &req->rec)
+                   : HPKI_STORE_ERROR;
 
-        if (rc != HPKI_STORE_ERROR || sd->redis == NULL || !sd->redis->err) {
+        if (rc != HPKI_STORE_ERROR || redis == NULL || !redis->err) {
             break;
         }
 
-        redisFree(sd->redis);
-        sd->redis = NULL;
+        hpki_signd_redis_drop(sd);
     }
 
     if (rc == HPKI_STORE_ERROR && sd->redis != NULL && sd->redis->err) {
-        redisFree(sd->redis);
-        sd->redis = NULL;
+        hpki_signd_redis_drop(sd);
     }
 
     return rc;
@@ -1426,13 +1462,16 @@ hpki_signd_record_refused(int rc, const hpki_key_record_t *rec,
 static void
 hpki_signd_record_check(hpki_signd_t *sd, hpki_signd_req_t *req, int local)
 {
-    int            rc, code, sent;
-    const char    *msg;
-    const BIGNUM  *n, *e;
+    int             rc, code, sent;
+    const char     *msg;
+    unsigned long   epoch;
+    const BIGNUM   *n, *e;
 
     rc = HPKI_STORE_ERROR;
+    epoch = 0;
 
     sent = sd->redis != NULL
+           && hpki_signd_redis(sd, &epoch) != NULL
            && hpki_key_record_send(sd->redis, req->user) == 0;
 
     if (local >= 0) {
@@ -1444,18 +1483,15 @@ hpki_signd_record_check(hpki_signd_t *sd, hpki_signd_req_t *req, int local)
     }
 
     if (rc == HPKI_STORE_ERROR && (sd->redis == NULL || sd->redis->err)) {
-        if (sd->redis != NULL) {
-            redisFree(sd->redis);
-            sd->redis = NULL;
-        }
-        rc = hpki_signd_record_load(sd, req);
+        hpki_signd_redis_drop(sd);
+        rc = hpki_signd_record_load(sd, req, &epoch);
     }
 
     code = hpki_signd_record_refused(rc, &req->rec, &msg);
     if (code != 0) {
         hpki_log(HPKI_LOG_INFO, "sign request refused: %s (%s)",
                  hpki_frame_code_name(code), msg);
-        hpki_signd_hint_set(sd, req->user, NULL);
+        hpki_signd_hint_set(sd, req->user, NULL, 0);
         req->error = code;
         req->message = msg;
         return;
@@ -1471,7 +1507,7 @@ hpki_signd_record_check(hpki_signd_t *sd, hpki_signd_req_t *req, int local)
         req->restart = 1;
     }
 
-    hpki_signd_hint_set(sd, req->user, &req->rec);
+    hpki_signd_hint_set(sd, req->user, &req->rec, epoch);
 }
 
 
@@ -1664,47 +1700,154 @@ hpki_signd_hint(hpki_signd_t *sd, const char *user)
 
     h = hpki_signd_hint_slot(sd, user);
 
-    return strcmp(h->user, user) == 0 && h->n != NULL ? h : NULL;
+    return strcmp(h->user, user) == 0 && h->rec.n != NULL ? h : NULL;
 }
 
 
-/* remembers the user's record; NULL forgets it */
+/*
+ * remembers the user's record, read in tracking epoch (0: untracked);
+ * NULL forgets it
+ */
 
 static void
 hpki_signd_hint_set(hpki_signd_t *sd, const char *user,
-    const hpki_key_record_t *rec)
+    const hpki_key_record_t *rec, unsigned long epoch)
 {
     hpki_signd_hint_t  *h;
 
     h = hpki_signd_hint_slot(sd, user);
 
-    if (rec != NULL && strcmp(h->user, user) == 0 && h->n != NULL
-        && h->version == rec->version && BN_cmp(h->n, rec->n) == 0
-        && BN_cmp(h->e, rec->e) == 0)
-    {
-        return;
-    }
-
-    BN_free(h->n);
-    BN_free(h->e);
+    hpki_key_record_free(&h->rec);
     memset(h, 0, sizeof(*h));
 
-    if (rec == NULL) {
-        return;
-    }
-
-    h->n = BN_dup(rec->n);
-    h->e = BN_dup(rec->e);
-
-    if (h->n == NULL || h->e == NULL) {
-        BN_free(h->n);
-        BN_free(h->e);
-        memset(h, 0, sizeof(*h));
+    if (rec == NULL || hpki_key_record_copy(&h->rec, rec) != 0) {
         return;
     }
 
     strcpy(h->user, user);
-    h->version = rec->version;
+    h->read_at = hpki_signd_now();
+    h->epoch = (epoch == sd->track_epoch) ? epoch : 0;
+}
+
+
+/*
+ * The connection for public records, made if there is none; with
+ * record_cache_ttl, Redis is asked to track what it reads.  *epoch: the
+ * tracking epoch of what is read now, 0 if untracked.
+ */
+
+static redisContext *
+hpki_signd_redis(hpki_signd_t *sd, unsigned long *epoch)
+{
+    if (sd->redis == NULL) {
+        sd->redis = hpki_redis_public(sd->cf);
+
+        if (sd->redis != NULL && sd->cf->record_cache_ttl > 0) {
+            sd->track = hpki_redis_track(sd->redis, sd->cf);
+            sd->track_epoch++;
+        }
+    }
+
+    *epoch = sd->track != NULL ? sd->track_epoch : 0;
+
+    return sd->redis;
+}
+
+
+/* both connections go: whatever was cached is read again */
+
+static void
+hpki_signd_redis_drop(hpki_signd_t *sd)
+{
+    if (sd->redis != NULL) {
+        redisFree(sd->redis);
+        sd->redis = NULL;
+    }
+
+    if (sd->track != NULL) {
+        redisFree(sd->track);
+        sd->track = NULL;
+    }
+
+    sd->track_epoch++;
+}
+
+
+/* what Redis reported changed since the last call */
+
+static void
+hpki_signd_track_read(hpki_signd_t *sd)
+{
+    if (sd->track != NULL
+        && hpki_redis_track_read(sd->track, hpki_signd_invalidate, sd) != 0)
+    {
+        hpki_log(HPKI_LOG_WARN, "redis: the tracking connection failed: "
+                 "key records are read for every request until it is back");
+        hpki_signd_redis_drop(sd);
+    }
+}
+
+
+static void
+hpki_signd_invalidate(void *data, const char *key, size_t len)
+{
+    char                 user[HPKI_USER_MAX + 1];
+    hpki_signd_t        *sd;
+    hpki_signd_hint_t   *h;
+
+    static const char    prefix[] = "hpki:key:";
+
+    sd = data;
+
+    if (key == NULL) {
+        sd->track_epoch++;                      /* a flush: all of them */
+        return;
+    }
+
+    if (len <= sizeof(prefix) - 1
+        || len - (sizeof(prefix) - 1) > HPKI_USER_MAX
+        || memcmp(key, prefix, sizeof(prefix) - 1) != 0)
+    {
+        return;
+    }
+
+    key += sizeof(prefix) - 1;
+    len -= sizeof(prefix) - 1;
+
+    memcpy(user, key, len);
+    user[len] = '\0';
+
+    h = hpki_signd_hint(sd, user);
+    if (h != NULL) {
+        h->epoch = 0;
+    }
+}
+
+
+/*
+ * 0 and the record in req->rec if the one remembered may stand in for a
+ * read: Redis tracks it and has reported no change (what it sent is read
+ * first), and it is younger than record_cache_ttl
+ */
+
+static int
+hpki_signd_record_cached(hpki_signd_t *sd, hpki_signd_req_t *req)
+{
+    hpki_signd_hint_t  *h;
+
+    hpki_signd_track_read(sd);
+
+    h = hpki_signd_hint(sd, req->user);
+
+    if (sd->track == NULL || h == NULL || h->epoch != sd->track_epoch
+        || hpki_signd_now() - h->read_at
+           >= (uint64_t) sd->cf->record_cache_ttl * 1000
+        || h->rec.version != req->version)
+    {
+        return -1;
+    }
+
+    return hpki_key_record_copy(&req->rec, &h->rec);
 }
 
 

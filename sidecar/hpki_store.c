@@ -2,9 +2,11 @@
  * Redis access (blocking hiredis) for hpki-signd and hpki-admin.
  */
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 
 #include <openssl/crypto.h>
@@ -270,6 +272,30 @@ done:
 }
 
 
+/* a deep copy; on failure dst holds nothing */
+
+int
+hpki_key_record_copy(hpki_key_record_t *dst, const hpki_key_record_t *src)
+{
+    *dst = *src;
+
+    dst->n = BN_dup(src->n);
+    dst->e = BN_dup(src->e);
+    dst->cert = src->cert ? strdup(src->cert) : NULL;
+    dst->chain = src->chain ? strdup(src->chain) : NULL;
+
+    if (dst->n == NULL || dst->e == NULL
+        || (src->cert != NULL && dst->cert == NULL)
+        || (src->chain != NULL && dst->chain == NULL))
+    {
+        hpki_key_record_free(dst);
+        return -1;
+    }
+
+    return 0;
+}
+
+
 void
 hpki_key_record_free(hpki_key_record_t *rec)
 {
@@ -281,4 +307,135 @@ hpki_key_record_free(hpki_key_record_t *rec)
     rec->e = NULL;
     rec->cert = NULL;
     rec->chain = NULL;
+}
+
+
+/*
+ * Server-assisted caching (Redis 6 and later): a second connection,
+ * subscribed to __redis__:invalidate, to which Redis reports every change
+ * of a key that rc has read since tracking was turned on for rc.  NULL,
+ * and nothing tracked, if Redis or its ACL refuses.
+ */
+
+redisContext *
+hpki_redis_track(redisContext *rc, const hpki_conf_t *cf)
+{
+    long long      id;
+    redisReply    *r;
+    redisContext  *track;
+
+    track = hpki_redis_public(cf);
+    if (track == NULL) {
+        return NULL;
+    }
+
+    r = redisCommand(track, "CLIENT ID");
+    if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
+        goto refused;
+    }
+
+    id = r->integer;
+    freeReplyObject(r);
+
+    r = redisCommand(track, "SUBSCRIBE __redis__:invalidate");
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
+        goto refused;
+    }
+
+    freeReplyObject(r);
+
+    r = redisCommand(rc, "CLIENT TRACKING on REDIRECT %lld", id);
+    if (r == NULL || r->type != REDIS_REPLY_STATUS) {
+        goto refused;
+    }
+
+    freeReplyObject(r);
+    return track;
+
+refused:
+
+    hpki_log(HPKI_LOG_WARN, "redis: no tracking of key records (%s): "
+             "each is read for every request",
+             r && r->type == REDIS_REPLY_ERROR ? r->str
+             : rc->err ? rc->errstr : track->errstr);
+
+    if (r != NULL) {
+        freeReplyObject(r);
+    }
+
+    redisFree(track);
+    return NULL;
+}
+
+
+/*
+ * What the tracking connection has received, without waiting: fn(data,
+ * key, len) for each key changed, with key NULL for all of them (a flush).
+ * -1 once the connection is closed or broken: from then on nothing is
+ * reported, so nothing read before may be trusted.
+ */
+
+int
+hpki_redis_track_read(redisContext *track, hpki_redis_invalidate_pt fn,
+    void *data)
+{
+    char         buf[4096];
+    void        *reply;
+    size_t       i;
+    ssize_t      n;
+    redisReply  *r, *keys;
+
+    for ( ;; ) {
+        n = recv(track->fd, buf, sizeof(buf), MSG_DONTWAIT);
+
+        if (n > 0) {
+            if (redisReaderFeed(track->reader, buf, n) != REDIS_OK) {
+                return -1;
+            }
+            continue;
+        }
+
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            break;
+        }
+
+        return -1;
+    }
+
+    for ( ;; ) {
+        if (redisReaderGetReply(track->reader, &reply) != REDIS_OK) {
+            return -1;
+        }
+
+        if (reply == NULL) {
+            return 0;
+        }
+
+        r = reply;
+
+        if (r->type == REDIS_REPLY_ARRAY && r->elements == 3
+            && r->element[0]->type == REDIS_REPLY_STRING
+            && strcmp(r->element[0]->str, "message") == 0)
+        {
+            keys = r->element[2];
+
+            if (keys->type == REDIS_REPLY_ARRAY) {
+                for (i = 0; i < keys->elements; i++) {
+                    if (keys->element[i]->type == REDIS_REPLY_STRING) {
+                        fn(data, keys->element[i]->str,
+                           keys->element[i]->len);
+                    }
+                }
+
+            } else {
+                fn(data, NULL, 0);
+            }
+        }
+
+        freeReplyObject(r);
+    }
 }

@@ -41,7 +41,16 @@ int hpki_key_record_load(redisContext *rc, const char *user,
 int hpki_key_record_send(redisContext *rc, const char *user);
 int hpki_key_record_recv(redisContext *rc, const char *user,
     hpki_key_record_t *rec);
+int hpki_key_record_copy(hpki_key_record_t *dst,
+    const hpki_key_record_t *src);
 void hpki_key_record_free(hpki_key_record_t *rec);
+
+typedef void (*hpki_redis_invalidate_pt)(void *data, const char *key,
+    size_t len);
+
+redisContext *hpki_redis_track(redisContext *rc, const hpki_conf_t *cf);
+int hpki_redis_track_read(redisContext *track, hpki_redis_invalidate_pt fn,
+    void *data);
 
 int hpki_share_key(char *buf, size_t size, const hpki_conf_store_t *st,
     const char *user, unsigned long version);

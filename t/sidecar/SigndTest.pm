@@ -142,7 +142,7 @@ sub start_redis {
         "port $p", "bind 127.0.0.1", "dir $d", "appendonly yes",
         'save ""', "daemonize no", "logfile $d/redis.log",
         'user default on nopass ~hpki:cert:* ~hpki:user:* ~hpki:tok:* '
-            . '~hpki:key:* +@all',
+            . '~hpki:key:* &__redis__:invalidate +@all',
         "user share-a on >$self->{pass_a} ~hpki:a:* +\@all",
         "user share-b on >$self->{pass_b} ~hpki:b:* +\@all",
         "user test-root on >$root ~* +\@all", ''));
