@@ -2,9 +2,10 @@
 # The combiner's cache of public key records (docs/sidecar.md, "The record
 # and the partials"): while Redis tracks the records it reads, a record is
 # read once and reused until Redis reports a change or record_cache_ttl
-# passes. A revocation, a hand edit, a deletion and a new certificate all
-# act at the very next request; a lost tracking connection, an ACL that
-# refuses tracking and record_cache_ttl 0 all mean a read per request.
+# passes. A revocation, a hand edit, a rename, a flush and a new
+# certificate all act at the very next request; a lost tracking
+# connection, an ACL that refuses tracking and record_cache_ttl 0 all mean
+# a read per request.
 
 use strict;
 use warnings;
@@ -36,10 +37,31 @@ my $token = $t->token(sub => 'doctor1');
 
 sub sign1 { $t->sign(user => 'doctor1', token => $token, digests => [$dg]) }
 
+# record reads over n good signatures
+sub reads_over {
+    my ($n, $label) = @_;
+    my $before = reads($t);
+    ok(signs($t, $pub, sign1()), $label) for 1 .. $n;
+    return reads($t) - $before;
+}
+
+# a revocation by hand acts at the next request; then active again
+sub revocation_acts {
+    my ($label) = @_;
+    $t->redis('HSET', 'hpki:key:doctor1', 'status', 'revoked');
+    is(sign1()->{error}, 'no_key', $label);
+    $t->redis('HSET', 'hpki:key:doctor1', 'status', 'active');
+}
+
+sub restart_with {
+    my ($conf) = @_;
+    $t->stop_signd;
+    $t->write_conf($conf);
+    $t->start_signd;
+}
+
 ok(signs($t, $pub, sign1()), 'signs (the record is read and kept)');
-my $before = reads($t);
-ok(signs($t, $pub, sign1()), 'signs again') for 1 .. 5;
-is(reads($t) - $before, 0, 'five more signatures: no record read');
+is(reads_over(5, 'signs again'), 0, 'five more signatures: no record read');
 unlike($t->signd_log, qr/no tracking/, 'no warning about tracking');
 
 # every change Redis reports acts at the next request, whoever made it
@@ -66,6 +88,11 @@ is(sign1()->{error}, 'no_key', 'record renamed away: no_key at once');
 $t->redis('RENAME', 'hpki:key:doctor1-away', 'hpki:key:doctor1');
 ok(signs($t, $pub, sign1()), 'renamed back: signs');
 
+ok(signs($t, $pub, sign1()), 'signs from the cache');
+$t->redis('-n', '1', 'FLUSHDB');
+is(reads_over(1, 'signs'), 1,
+   'a flush (even of another database): the next request reads');
+
 # the tracking connection lost: nothing cached is trusted, and a change
 # made right after is seen
 
@@ -77,54 +104,35 @@ is(sign1()->{error}, 'no_key',
 like($t->signd_log, qr/tracking connection failed/, '... logged');
 $t->redis('HSET', 'hpki:key:doctor1', 'status', 'active');
 ok(signs($t, $pub, sign1()), 'active again: signs (tracking made anew)');
-$before = reads($t);
-ok(signs($t, $pub, sign1()), 'signs') for 1 .. 3;
-is(reads($t) - $before, 0, '... from the cache again');
-$t->redis('HSET', 'hpki:key:doctor1', 'status', 'revoked');
-is(sign1()->{error}, 'no_key', 'and a revocation still acts at once');
-$t->redis('HSET', 'hpki:key:doctor1', 'status', 'active');
+is(reads_over(3, 'signs'), 0, '... from the cache again');
+revocation_acts('and a revocation still acts at once');
 
 # record_cache_ttl bounds the reuse
 
-$t->stop_signd;
-$t->write_conf("record_cache_ttl 1\n");
-$t->start_signd;
+restart_with("record_cache_ttl 1\n");
 ok(signs($t, $pub, sign1()), 'record_cache_ttl 1: signs');
-$before = reads($t);
-sign1();
-is(reads($t) - $before, 0, '... within the second: no read');
+is(reads_over(1, 'signs'), 0, '... within the second: no read');
 sleep 1.1;
-ok(signs($t, $pub, sign1()), 'after it: signs');
-is(reads($t) - $before, 1, '... with one read');
+is(reads_over(1, 'after it: signs'), 1, '... with one read');
 
 # record_cache_ttl 0: a read per request, as before the cache
 
-$t->stop_signd;
-$t->write_conf("record_cache_ttl 0\n");
-$t->start_signd;
+restart_with("record_cache_ttl 0\n");
 sign1();
-$before = reads($t);
-ok(signs($t, $pub, sign1()), 'record_cache_ttl 0: signs') for 1 .. 3;
-is(reads($t) - $before, 3, '... three requests, three reads');
-$t->redis('HSET', 'hpki:key:doctor1', 'status', 'revoked');
-is(sign1()->{error}, 'no_key', '... revoked: no_key');
-$t->redis('HSET', 'hpki:key:doctor1', 'status', 'active');
+is(reads_over(3, 'record_cache_ttl 0: signs'), 3,
+   '... three requests, three reads');
+revocation_acts('... revoked: no_key');
 
 # a Redis user that may not subscribe: a warning, then a read per request
 
-$t->stop_signd;
 $t->redis('ACL', 'SETUSER', 'public', 'on', '>public-pass', '~hpki:key:*',
           '~hpki:user:*', '~hpki:cert:*', '+@all', '-subscribe');
 SigndTest::write_file("$d/public.pass", "public-pass\n", 0600);
-$t->write_conf("redis_user public\nredis_password_file $d/public.pass\n");
-$t->start_signd;
+restart_with("redis_user public\nredis_password_file $d/public.pass\n");
 ok(signs($t, $pub, sign1()), 'a user without SUBSCRIBE: signs');
 like($t->signd_log, qr/no tracking of key records .*NOPERM/,
      '... with a warning that names the refusal');
-$before = reads($t);
-ok(signs($t, $pub, sign1()), 'signs') for 1 .. 2;
-is(reads($t) - $before, 2, '... a read per request');
-$t->redis('HSET', 'hpki:key:doctor1', 'status', 'revoked');
-is(sign1()->{error}, 'no_key', '... revoked: no_key');
+is(reads_over(2, 'signs'), 2, '... a read per request');
+revocation_acts('... revoked: no_key');
 
 done_testing;
