@@ -226,7 +226,7 @@ hpki_conf_load(hpki_conf_t *cf, const char *file)
     cf->log_level = HPKI_LOG_INFO;
     cf->token_cache_ttl = 60;
     cf->share_cache_ttl = 60;
-    cf->record_cache_ttl = 5;
+    cf->record_cache_ttl = 1;
     cf->store[0].name = "store-a";
     cf->store[0].prefix = "hpki:a";
     cf->store[1].name = "store-b";
