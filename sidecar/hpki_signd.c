@@ -1706,7 +1706,9 @@ hpki_signd_hint(hpki_signd_t *sd, const char *user)
 
 /*
  * remembers the user's record, read in tracking epoch (0: untracked);
- * NULL forgets it
+ * NULL forgets it.  A record that cannot be cached, of the key and
+ * version already remembered, is not copied again: it is only a hint,
+ * and without tracking this runs for every request.
  */
 
 static void
@@ -1717,6 +1719,18 @@ hpki_signd_hint_set(hpki_signd_t *sd, const char *user,
 
     h = hpki_signd_hint_slot(sd, user);
 
+    if (epoch != sd->track_epoch) {
+        epoch = 0;
+    }
+
+    if (rec != NULL && epoch == 0 && strcmp(h->user, user) == 0
+        && h->rec.n != NULL && h->rec.version == rec->version
+        && BN_cmp(h->rec.n, rec->n) == 0 && BN_cmp(h->rec.e, rec->e) == 0)
+    {
+        h->epoch = 0;
+        return;
+    }
+
     hpki_key_record_free(&h->rec);
     memset(h, 0, sizeof(*h));
 
@@ -1726,7 +1740,7 @@ hpki_signd_hint_set(hpki_signd_t *sd, const char *user,
 
     strcpy(h->user, user);
     h->read_at = hpki_signd_now();
-    h->epoch = (epoch == sd->track_epoch) ? epoch : 0;
+    h->epoch = epoch;
 }
 
 
